@@ -20,7 +20,8 @@ std::atomic<long> g_allocations{0};
 }  // namespace
 
 void* operator new(std::size_t size) {
-  if (g_count_allocations.load(std::memory_order_relaxed)) g_allocations.fetch_add(1);
+  if (g_count_allocations.load(std::memory_order_relaxed))
+    g_allocations.fetch_add(1);
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
   throw std::bad_alloc();
 }
@@ -33,8 +34,10 @@ namespace {
 using std::chrono::milliseconds;
 using Batch = std::vector<Polled<int>>;
 
-std::unique_ptr<Dispatcher<int>> make(std::size_t capacity, OverflowPolicy overflow) {
-  return Dispatcher<int>::create({.capacity = capacity, .overflow = overflow}).value();
+std::unique_ptr<Dispatcher<int>> make(std::size_t capacity,
+                                      OverflowPolicy overflow) {
+  return Dispatcher<int>::create({.capacity = capacity, .overflow = overflow})
+      .value();
 }
 
 std::vector<int> data_of(const Batch& batch) {
@@ -56,9 +59,11 @@ TEST(Dispatcher, RejectsInvalidOptions) {
   EXPECT_EQ(zero.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(zero.status().message().find("capacity"), std::string::npos);
 
-  auto no_producers = Dispatcher<int>::create({.capacity = 8, .max_producers = 0});
+  auto no_producers =
+      Dispatcher<int>::create({.capacity = 8, .max_producers = 0});
   ASSERT_FALSE(no_producers.ok());
-  EXPECT_NE(no_producers.status().message().find("max_producers"), std::string::npos);
+  EXPECT_NE(no_producers.status().message().find("max_producers"),
+            std::string::npos);
 }
 
 TEST(Dispatcher, HoldsExactlyCapacityUnderDropNewest) {
@@ -128,7 +133,8 @@ TEST(Dispatcher, ControlEventsSurviveAFloodInOrder) {
   EXPECT_TRUE(batch[0].is_control);
   EXPECT_EQ(batch[0].value, -1);
   EXPECT_EQ(batch[0].dropped_before, 100u);
-  EXPECT_EQ(data_of(batch), (std::vector<int>{192, 193, 194, 195, 196, 197, 198, 199}));
+  EXPECT_EQ(data_of(batch),
+            (std::vector<int>{192, 193, 194, 195, 196, 197, 198, 199}));
   DispatcherStats s = d->stats();
   EXPECT_EQ(s.controls_pushed, 1u);
   EXPECT_EQ(s.controls_polled, 1u);
@@ -262,8 +268,8 @@ TEST(Dispatcher, SleepingConsumerWakesForDataAndForControl) {
 
 TEST(Dispatcher, TimeFullIsMeasuredOnTheInjectedClock) {
   testing::FakeClock clock;
-  auto d = Dispatcher<int>::create({.capacity = 1, .overflow = OverflowPolicy::drop_newest},
-                                   clock)
+  auto d = Dispatcher<int>::create(
+               {.capacity = 1, .overflow = OverflowPolicy::drop_newest}, clock)
                .value();
   auto p = d->make_producer().value();
   ASSERT_TRUE(p.try_push(1));
@@ -313,7 +319,8 @@ TEST(Dispatcher, DestroysEveryElementExactlyOnce) {
   {
     auto d = Dispatcher<Tracked>::create({.capacity = 100}).value();
     auto p = d->make_producer().value();
-    for (int i = 0; i < 250; ++i) ASSERT_TRUE(p.try_push(Tracked(i)));  // 150 evicted
+    for (int i = 0; i < 250; ++i)
+      ASSERT_TRUE(p.try_push(Tracked(i)));  // 150 evicted
     p.push_control(Tracked(-1));
     std::vector<Polled<Tracked>> batch;
     d->poll(batch, 40, milliseconds(0));
@@ -346,7 +353,8 @@ TEST(Dispatcher, SteadyStateNeverAllocates) {
 
 TEST(Dispatcher, SuggestedCapacityIsRateTimesPauseTimesSafety) {
   EXPECT_EQ(suggested_capacity(10'000, milliseconds(200), 2.0), 4000u);
-  EXPECT_EQ(suggested_capacity(100'000, std::chrono::seconds(1), 1.5), 150'000u);
+  EXPECT_EQ(suggested_capacity(100'000, std::chrono::seconds(1), 1.5),
+            150'000u);
   EXPECT_EQ(suggested_capacity(0, std::chrono::seconds(1)), 1u);
 }
 

@@ -3,8 +3,8 @@
 // feedkit/clock.h
 //
 // The one time vocabulary of feedkit: `SteadyTime` (std::chrono::steady_clock)
-// for timeouts, backoff and staleness, and `Clock`, a tiny interface for the few
-// components that must read time themselves. Primitives never read a clock:
+// for timeouts, backoff and staleness, and `Clock`, a tiny interface for the
+// few components that must read time themselves. Primitives never read a clock:
 // they take `now` as an argument.
 //
 //   SteadyTime now = feedkit::Clock::steady().now();

@@ -23,7 +23,8 @@ class FakeClock final : public Clock {
   // Where every FakeClock starts: an arbitrary, non-zero steady time.
   static constexpr SteadyTime kEpoch = SteadyTime(std::chrono::hours(1000));
 
-  explicit FakeClock(SteadyTime start = kEpoch) : ns_(start.time_since_epoch().count()) {}
+  explicit FakeClock(SteadyTime start = kEpoch)
+      : ns_(start.time_since_epoch().count()) {}
 
   // Returns the fake time. Thread-safe. Never blocks.
   SteadyTime now() const override {
@@ -36,7 +37,9 @@ class FakeClock final : public Clock {
   }
 
   // Sets the time to `t`, which must not be earlier than now(). Thread-safe.
-  void set(SteadyTime t) { ns_.store(t.time_since_epoch().count(), std::memory_order_release); }
+  void set(SteadyTime t) {
+    ns_.store(t.time_since_epoch().count(), std::memory_order_release);
+  }
 
  private:
   std::atomic<Duration::rep> ns_;
