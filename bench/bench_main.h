@@ -10,7 +10,8 @@
 //
 // Usage, at the end of a bench/<concept>_bench.cc:
 //   FEEDKIT_BENCHMARK_MAIN({
-//       {"feedkit/moodycamel 1P1C", "BM_Dispatcher_Feedkit/1P1C", "BM_Dispatcher_Moodycamel/1P1C",
+//       {"feedkit/moodycamel 1P1C", "BM_Dispatcher_Feedkit/1P1C",
+//       "BM_Dispatcher_Moodycamel/1P1C",
 //        feedkit::bench::Metric::items_per_second},
 //   })
 // Names are prefixes of benchmark names; with repetitions the median is used.
@@ -19,6 +20,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <utility>
@@ -26,9 +28,17 @@
 
 namespace feedkit::bench {
 
+// Returns true when the run only has to show that the benchmark works (the
+// test suite sets FEEDKIT_BENCH_SMOKE=1): benchmarks that set their own
+// MinTime/Repetitions should then use a tiny min time and one repetition.
+inline bool smoke_run() {
+  return std::getenv("FEEDKIT_BENCH_SMOKE") != nullptr;
+}
+
 enum class Metric {
   items_per_second,  // numerator / denominator of items/s: higher is better
-  time_per_item,     // numerator / denominator of real time per item: lower is better
+  time_per_item,     // numerator / denominator of real time per item: lower is
+                     // better
 };
 
 struct Ratio {
@@ -50,16 +60,21 @@ class RecordingReporter : public benchmark::ConsoleReporter {
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& run : runs) {
       if (run.error_occurred) continue;
-      const bool median = run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
+      const bool median =
+          run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
       if (run.run_type == Run::RT_Aggregate && !median) continue;
       Result r;
       r.median = median;
-      if (auto it = run.counters.find("items_per_second"); it != run.counters.end()) {
+      if (auto it = run.counters.find("items_per_second");
+          it != run.counters.end()) {
         r.items_per_second = it->second.value;
       }
-      r.real_ns_per_iteration = run.GetAdjustedRealTime();  // in the run's time unit
-      if (run.time_unit == benchmark::kMicrosecond) r.real_ns_per_iteration *= 1e3;
-      if (run.time_unit == benchmark::kMillisecond) r.real_ns_per_iteration *= 1e6;
+      r.real_ns_per_iteration =
+          run.GetAdjustedRealTime();  // in the run's time unit
+      if (run.time_unit == benchmark::kMicrosecond)
+        r.real_ns_per_iteration *= 1e3;
+      if (run.time_unit == benchmark::kMillisecond)
+        r.real_ns_per_iteration *= 1e6;
       if (run.time_unit == benchmark::kSecond) r.real_ns_per_iteration *= 1e9;
       results_.emplace_back(run.benchmark_name(), r);
     }
@@ -82,7 +97,8 @@ class RecordingReporter : public benchmark::ConsoleReporter {
   std::vector<std::pair<std::string, Result>> results_;
 };
 
-inline int run_and_print_ratios(int argc, char** argv, const std::vector<Ratio>& ratios) {
+inline int run_and_print_ratios(int argc, char** argv,
+                                const std::vector<Ratio>& ratios) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   RecordingReporter reporter;
@@ -95,7 +111,8 @@ inline int run_and_print_ratios(int argc, char** argv, const std::vector<Ratio>&
     double x = 0;
     if (ratio.metric == Metric::items_per_second && den->items_per_second > 0) {
       x = num->items_per_second / den->items_per_second;
-    } else if (ratio.metric == Metric::time_per_item && den->real_ns_per_iteration > 0) {
+    } else if (ratio.metric == Metric::time_per_item &&
+               den->real_ns_per_iteration > 0) {
       x = num->real_ns_per_iteration / den->real_ns_per_iteration;
     }
     std::printf("ratio %s: %.2f\n", ratio.label.c_str(), x);
@@ -106,7 +123,7 @@ inline int run_and_print_ratios(int argc, char** argv, const std::vector<Ratio>&
 
 }  // namespace feedkit::bench
 
-#define FEEDKIT_BENCHMARK_MAIN(...)                                        \
-  int main(int argc, char** argv) {                                        \
+#define FEEDKIT_BENCHMARK_MAIN(...)                                       \
+  int main(int argc, char** argv) {                                       \
     return feedkit::bench::run_and_print_ratios(argc, argv, __VA_ARGS__); \
   }
