@@ -84,16 +84,16 @@ void run_stress(const Expectation& x) {
     for (const auto& e : batch) {
       ASSERT_LT(e.value.producer, static_cast<std::uint32_t>(x.producers));
       Seen& s = seen[e.value.producer];
-      ASSERT_EQ(e.is_control, e.value.control);
-      if (e.is_control) {
+      ASSERT_EQ(e.is_control(), e.value.control);
+      if (e.is_control()) {
         // Everything of this producer before the marker was delivered or
         // dropped, and the marker counts exactly the dropped ones.
         ASSERT_LT(s.last_data, static_cast<std::int64_t>(e.value.seq));
         const std::uint64_t expected_dropped =
             (e.value.seq - s.last_control_at) - s.data_since_control;
-        ASSERT_EQ(e.dropped_before, expected_dropped)
+        ASSERT_EQ(e.dropped_before(), expected_dropped)
             << "producer " << e.value.producer << " marker at " << e.value.seq;
-        s.reported_dropped += e.dropped_before;
+        s.reported_dropped += e.dropped_before();
         s.last_control_at = e.value.seq;
         s.data_since_control = 0;
         ++s.controls;

@@ -43,7 +43,7 @@ std::unique_ptr<Dispatcher<int>> make(std::size_t capacity,
 std::vector<int> data_of(const Batch& batch) {
   std::vector<int> values;
   for (const auto& e : batch) {
-    if (!e.is_control) values.push_back(e.value);
+    if (!e.is_control()) values.push_back(e.value);
   }
   return values;
 }
@@ -130,9 +130,9 @@ TEST(Dispatcher, ControlEventsSurviveAFloodInOrder) {
   // The marker's preceding data are all evicted, so it comes first; then the
   // newest 8 data events.
   ASSERT_EQ(batch.size(), 9u);
-  EXPECT_TRUE(batch[0].is_control);
+  EXPECT_TRUE(batch[0].is_control());
   EXPECT_EQ(batch[0].value, -1);
-  EXPECT_EQ(batch[0].dropped_before, 100u);
+  EXPECT_EQ(batch[0].dropped_before(), 100u);
   EXPECT_EQ(data_of(batch),
             (std::vector<int>{192, 193, 194, 195, 196, 197, 198, 199}));
   DispatcherStats s = d->stats();
@@ -155,10 +155,11 @@ TEST(Dispatcher, ControlEventTellsHowManyWereDroppedBeforeIt) {
   EXPECT_EQ(batch[0].value, 3);
   EXPECT_EQ(batch[1].value, 4);
   EXPECT_EQ(batch[2].value, 5);
-  EXPECT_TRUE(batch[3].is_control);
-  EXPECT_EQ(batch[3].dropped_before, 3u);  // 0, 1 and 2 came before the marker
+  EXPECT_TRUE(batch[3].is_control());
+  EXPECT_EQ(batch[3].dropped_before(),
+            3u);  // 0, 1 and 2 came before the marker
   EXPECT_EQ(batch[4].value, 6);
-  EXPECT_EQ(batch[4].dropped_before, 0u);
+  EXPECT_EQ(batch[4].dropped_before(), 0u);
 }
 
 TEST(Dispatcher, ControlEventCountsRejectionsUnderDropNewest) {
@@ -172,9 +173,9 @@ TEST(Dispatcher, ControlEventCountsRejectionsUnderDropNewest) {
   d->poll(batch, 100, milliseconds(0));
   ASSERT_EQ(batch.size(), 4u);
   EXPECT_EQ(batch[2].value, -1);
-  EXPECT_EQ(batch[2].dropped_before, 3u);
+  EXPECT_EQ(batch[2].dropped_before(), 3u);
   EXPECT_EQ(batch[3].value, -2);
-  EXPECT_EQ(batch[3].dropped_before, 0u);
+  EXPECT_EQ(batch[3].dropped_before(), 0u);
   // Controls never count against the capacity.
   EXPECT_EQ(d->stats().high_water, 2u);
 }
@@ -185,8 +186,8 @@ TEST(Dispatcher, ControlEventIsDeliveredWhenNoDataFollows) {
   p.push_control(7);
   Batch batch;
   ASSERT_EQ(d->poll(batch, 4, milliseconds(0)), 1u);
-  EXPECT_TRUE(batch[0].is_control);
-  EXPECT_EQ(batch[0].dropped_before, 0u);
+  EXPECT_TRUE(batch[0].is_control());
+  EXPECT_EQ(batch[0].dropped_before(), 0u);
 }
 
 TEST(Dispatcher, QuietProducerIsNotStarvedByABusyOne) {
@@ -227,7 +228,7 @@ TEST(Dispatcher, FifoPerProducerAcrossHandles) {
   d->poll(batch, 64, milliseconds(0));
   ASSERT_EQ(batch.size(), 21u);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(batch[i].value, i);
-  EXPECT_TRUE(batch[10].is_control);
+  EXPECT_TRUE(batch[10].is_control());
   for (int i = 11; i < 21; ++i) EXPECT_EQ(batch[i].value, i - 1);
 }
 
@@ -243,7 +244,7 @@ TEST(Dispatcher, RunsOutOfProducerSlotsWithAClearError) {
 
 TEST(Dispatcher, PollWithZeroTimeoutReturnsAtOnceWhenEmpty) {
   auto d = make(8, OverflowPolicy::drop_oldest);
-  Batch batch{{1, false, 0}};
+  Batch batch(1);  // stale contents that poll() must clear
   EXPECT_EQ(d->poll(batch, 8, milliseconds(0)), 0u);
   EXPECT_TRUE(batch.empty());
 }
@@ -262,7 +263,7 @@ TEST(Dispatcher, SleepingConsumerWakesForDataAndForControl) {
 
   std::thread controller([&] { p.push_control(-9); });
   ASSERT_EQ(d->poll(batch, 8, std::chrono::seconds(30)), 1u);
-  EXPECT_TRUE(batch[0].is_control);
+  EXPECT_TRUE(batch[0].is_control());
   controller.join();
 }
 

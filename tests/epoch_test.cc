@@ -172,17 +172,17 @@ TEST(GapEvent, TravelsThroughTheDispatcherInOrderWithData) {
 
   std::vector<Polled<Event>> batch;
   ASSERT_EQ(dispatcher->poll(batch, 16, milliseconds(0)), 4u);
-  ASSERT_FALSE(batch[0].is_control);
+  ASSERT_FALSE(batch[0].is_control());
   EXPECT_EQ(std::get<Stamped<Tick>>(batch[0].value).payload.cumulative_volume,
             100);
   EXPECT_EQ(std::get<Stamped<Tick>>(batch[1].value).epoch, 1u);
-  ASSERT_TRUE(batch[2].is_control);
+  ASSERT_TRUE(batch[2].is_control());
   const GapEvent& marker = std::get<GapEvent>(batch[2].value);
   EXPECT_EQ(marker.old_epoch, 1u);
   EXPECT_EQ(marker.new_epoch, 2u);
   EXPECT_EQ(marker.down_time(), seconds(3));
   EXPECT_EQ(marker.subscriptions_lost, std::vector<std::string>{"005930"});
-  EXPECT_EQ(batch[2].dropped_before, 0u);
+  EXPECT_EQ(batch[2].dropped_before(), 0u);
   const auto& after = std::get<Stamped<Tick>>(batch[3].value);
   EXPECT_EQ(after.epoch, 2u);
   EXPECT_EQ(after.recv_time, kT0 + seconds(5));
@@ -204,9 +204,9 @@ TEST(GapEvent, SurvivesAFloodThatEvictsTheOldEpochsData) {
   std::vector<Polled<Event>> batch;
   dispatcher->poll(batch, 16, milliseconds(0));
   ASSERT_FALSE(batch.empty());
-  ASSERT_TRUE(batch[0].is_control);  // every epoch-1 event was evicted
+  ASSERT_TRUE(batch[0].is_control());  // every epoch-1 event was evicted
   EXPECT_EQ(std::get<GapEvent>(batch[0].value).new_epoch, 2u);
-  EXPECT_EQ(batch[0].dropped_before, 10u);
+  EXPECT_EQ(batch[0].dropped_before(), 10u);
   for (std::size_t i = 1; i < batch.size(); ++i) {
     EXPECT_EQ(std::get<Stamped<Tick>>(batch[i].value).epoch, 2u);
   }

@@ -89,13 +89,34 @@ std::size_t suggested_capacity(double peak_events_per_second,
 
 // One event returned by Dispatcher::poll().
 template <class T>
-struct Polled {
+class Polled {
+ public:
   T value;
-  bool is_control = false;
-  // For a control event: how many data events of the same producer were
-  // dropped (rejected or evicted) since that producer's previous control event
-  // (or since it started). Always 0 for data events.
-  std::uint64_t dropped_before = 0;
+
+  Polled() = default;
+
+  // Returns true for a control event (pushed with push_control()).
+  bool is_control() const { return (meta_ & kControlBit) != 0; }
+
+  // Returns, for a control event, how many data events of the same producer
+  // were dropped (rejected or evicted) since that producer's previous control
+  // event (or since it started); 0 for a data event.
+  std::uint64_t dropped_before() const {
+    return is_control() ? meta_ & ~kControlBit : 0;
+  }
+
+ private:
+  template <class>
+  friend class Dispatcher;
+  static constexpr std::uint64_t kControlBit = std::uint64_t{1} << 63;
+
+  template <class U>
+  Polled(U&& v, std::uint64_t meta) : value(std::forward<U>(v)), meta_(meta) {}
+
+  // A control event: kControlBit | dropped_before. A data event: the
+  // dispatcher's tag for it (producer and sequence number), which has
+  // kControlBit clear, so dropped_before() is 0 with nothing to clear.
+  std::uint64_t meta_ = 0;
 };
 
 // A snapshot of the counters. Fields are read one by one without stopping the
@@ -233,11 +254,18 @@ class Dispatcher {
     out.clear();
     if (max == 0) return 0;
     if (drain(out, max) > 0 || timeout <= Duration::zero()) return out.size();
-    const SteadyTime deadline = SteadyClock::now() + timeout;
+    const SteadyTime start = SteadyClock::now();
+    const SteadyTime deadline = start + timeout;
+    const SteadyTime spin_until =
+        start + std::min<Duration>(timeout, kSpinBeforeSleep);
     while (true) {
-      // Spin briefly (a hand-off is often nanoseconds away), then sleep.
-      for (int spin = 0; spin < kSpinsBeforeSleep && !has_work(); ++spin) {
-        if (spin % 16 == 15) std::this_thread::yield();
+      // Spin a little first: under load the next event is microseconds away,
+      // and a sleep would cost every producer a wake-up system call.
+      for (int spin = 1; !has_work(); ++spin) {
+        if (spin % 64 == 0) {
+          if (SteadyClock::now() >= spin_until) break;
+          std::this_thread::yield();
+        }
       }
       const Duration left = deadline - SteadyClock::now();
       if (!has_work()) {
@@ -253,7 +281,10 @@ class Dispatcher {
     DispatcherStats s;
     s.capacity = capacity_;
     for (const auto& lane : lanes_) {
-      s.offered += lane->offered.load(std::memory_order_relaxed);
+      // Every offered event was enqueued or rejected by its own producer.
+      s.offered += lane->next_seq.load(std::memory_order_relaxed) +
+                   lane->dropped_full.load(std::memory_order_relaxed) +
+                   lane->dropped_contended.load(std::memory_order_relaxed);
       s.dropped_full += lane->dropped_full.load(std::memory_order_relaxed);
       s.dropped_evicted +=
           lane->dropped_evicted.load(std::memory_order_relaxed);
@@ -288,26 +319,15 @@ class Dispatcher {
   static constexpr std::uint64_t kSeqMask = (std::uint64_t{1} << kSeqBits) - 1;
   static constexpr std::uint64_t kNoControl =
       std::numeric_limits<std::uint64_t>::max();
-  static constexpr int kSpinsBeforeSleep = 256;
+  static constexpr Duration kSpinBeforeSleep = std::chrono::microseconds(50);
   static constexpr int kEvictAttempts = 4;
   static constexpr std::int64_t kMaxCredits = 64;
 
   // A queued data event is the Polled<T> that poll() returns, so the bulk
   // dequeue moves it straight into the caller's vector. In the queue its
-  // dropped_before field carries the tag: producer id << kSeqBits | sequence.
-  template <class U>
-  struct TaggedValue {
-    std::remove_reference_t<U>* value;
-    std::uint64_t tag;
-  };
-  struct Entry : Polled<T> {
-    Entry() = default;
-    template <class U>
-    Entry(const TaggedValue<U>& t) noexcept(
-        std::is_nothrow_constructible_v<T, U&&>)
-        : Polled<T>{T(std::forward<U>(*t.value)), false, t.tag} {}
-  };
-  static std::uint64_t tag_of(const Polled<T>& e) { return e.dropped_before; }
+  // meta_ carries the tag: producer id << kSeqBits | sequence.
+  using Entry = Polled<T>;
+  static std::uint64_t tag_of(const Polled<T>& e) { return e.meta_; }
 
   struct QueueTraits : moodycamel::ConcurrentQueueDefaultTraits {
     static const std::size_t BLOCK_SIZE = 64;
@@ -337,7 +357,6 @@ class Dispatcher {
     // owner thread only; read by the consumer to know whether work is queued.
     std::atomic<std::uint64_t> next_seq{0};
     // Single-writer counters (the owner thread); read by stats().
-    std::atomic<std::uint64_t> offered{0};
     std::atomic<std::uint64_t> dropped_full{0};
     std::atomic<std::uint64_t> dropped_evicted{0};
     std::atomic<std::uint64_t> dropped_contended{0};
@@ -365,7 +384,7 @@ class Dispatcher {
         queue_(options.capacity +
                    2 * QueueTraits::BLOCK_SIZE * options.max_producers,
                options.max_producers, 0),
-        consumer_token_(queue_),
+        runs_(options.max_producers),
         cursors_(options.max_producers) {
     lanes_.reserve(options.max_producers);
     for (std::size_t i = 0; i < options.max_producers; ++i) {
@@ -426,8 +445,7 @@ class Dispatcher {
   }
 
   template <class U>
-  bool push_data(Lane& lane, U&& value) {
-    bump(lane.offered);
+  [[gnu::always_inline]] bool push_data(Lane& lane, U&& value) {
     if (lane.credits > 0 || take_credits(lane)) {
       --lane.credits;
       enqueue(lane, std::forward<U>(value));
@@ -464,16 +482,15 @@ class Dispatcher {
 
   // Enqueues an event whose slot is already reserved in reserved_.
   template <class U>
-  void enqueue(Lane& lane, U&& value) {
+  [[gnu::always_inline]] void enqueue(Lane& lane, U&& value) {
     const std::uint64_t seq = lane.next_seq.load(std::memory_order_relaxed);
-    const TaggedValue<U> tagged{
-        &value, (static_cast<std::uint64_t>(lane.id) << kSeqBits) | seq};
-    // Through enqueue_bulk the Entry is built in its slot straight from the
-    // caller's value: one copy, as in a raw moodycamel enqueue. It allocates
-    // only while warming up (new blocks, index growth) and fails only if
-    // malloc does, which we do not survive anyway.
-    const TaggedValue<U>* first = &tagged;
-    [[maybe_unused]] bool queued = queue_.enqueue_bulk(lane.token, first, 1);
+    const std::uint64_t tag =
+        (static_cast<std::uint64_t>(lane.id) << kSeqBits) | seq;
+    // Allocates only while warming up (new blocks, index growth); fails only
+    // if malloc does, which we do not survive anyway. (enqueue_bulk() would
+    // build the entry in place, but costs ~4x the instructions for one item.)
+    [[maybe_unused]] bool queued =
+        queue_.enqueue(lane.token, Entry(std::forward<U>(value), tag));
     lane.next_seq.store(seq + 1, std::memory_order_release);
     wake_consumer();
   }
@@ -511,9 +528,9 @@ class Dispatcher {
   // The producer half of a Dekker hand-shake with sleep_until_work(): the
   // event is published (enqueue) before consumer_sleeping_ is read. The
   // StoreLoad barrier that needs is paid by the sleeping consumer
-  // (internal::heavy_fence()), so here it is only a compiler barrier.
-  void wake_consumer() {
-    internal::light_fence();
+  // (fence_.heavy(): membarrier), so here it is only a compiler barrier.
+  [[gnu::always_inline]] void wake_consumer() {
+    fence_.light();
     if (consumer_sleeping_.load(std::memory_order_relaxed) &&
         consumer_sleeping_.exchange(false, std::memory_order_seq_cst)) {
       wakeup_.signal();
@@ -532,7 +549,7 @@ class Dispatcher {
   // every claimed signal is taken here and none is left to cut a later sleep.
   void sleep_until_work(Duration left) {
     consumer_sleeping_.store(true, std::memory_order_seq_cst);
-    internal::heavy_fence();  // pairs with light_fence() in wake_consumer()
+    fence_.heavy();  // pairs with fence_.light() in wake_consumer()
     bool signalled = false;
     if (!has_work()) {
       const auto usecs =
@@ -546,10 +563,32 @@ class Dispatcher {
   }
 
   // Moves what is due into `out`; returns how many events it added.
+  //
+  // It takes each producer's events as one run with
+  // try_dequeue_bulk_from_producer(), visiting producers round-robin from the
+  // one after where the previous drain started, so a busy feed cannot starve
+  // a quiet one (this replaces moodycamel's consumer-token rotation). A run is
+  // in sequence order, so only its last event moves the producer's cursor;
+  // events are looked at one by one only for a producer with a control event
+  // pending (a gap marker: rare).
   std::size_t drain(std::vector<Polled<T>>& out, std::size_t max) {
-    const std::size_t first = out.size();
-    const std::size_t n =
-        queue_.try_dequeue_bulk(consumer_token_, std::back_inserter(out), max);
+    const std::size_t lanes = lanes_.size();
+    std::size_t n = 0;
+    std::size_t runs = 0;
+    for (std::size_t k = 0, id = next_lane_; k < lanes && n < max; ++k) {
+      Lane& lane = *lanes_[id];
+      if (lane.next_seq.load(std::memory_order_acquire) >
+          cursors_[id].frontier) {
+        const std::size_t got = queue_.try_dequeue_bulk_from_producer(
+            lane.token, std::back_inserter(out), max - n);
+        if (got > 0) {
+          runs_[runs++] = Run{id, out.size() - got, got};
+          n += got;
+        }
+      }
+      if (++id == lanes) id = 0;
+    }
+    if (++next_lane_ == lanes) next_lane_ = 0;
     if (n > 0) {
       // The deepest the queue gets is just before a drain (only producers
       // add). A short batch took everything, so the depth was n; only after a
@@ -570,20 +609,31 @@ class Dispatcher {
         controls_version_.load(std::memory_order_acquire);
     if (version != controls_seen_) {
       controls_seen_ = version;
-      for (std::size_t i = 0; i < lanes_.size(); ++i) refresh_cursor(i);
+      for (std::size_t i = 0; i < lanes; ++i) refresh_cursor(i);
     }
-    for (std::size_t i = first; i < out.size(); ++i) {
-      const std::uint64_t tag = tag_of(out[i]);
-      const std::size_t id = tag >> kSeqBits;
-      const std::uint64_t seq = tag & kSeqMask;
-      LaneCursor& c = cursors_[id];
-      // Controls due before this event go in front of it (rare: gap markers).
-      while (seq >= c.next_control)
-        out.insert(out.begin() + static_cast<std::ptrdiff_t>(i++),
-                   take_control(id));
-      out[i].dropped_before = 0;
-      c.frontier = seq + 1;
-      ++c.delivered_since_control;
+    std::size_t inserted = 0;  // controls put in front of earlier runs
+    for (std::size_t r = 0; r < runs; ++r) {
+      const Run& run = runs_[r];
+      const std::size_t begin = run.begin + inserted;
+      LaneCursor& c = cursors_[run.lane];
+      if (c.next_control == kNoControl) {
+        Polled<T>* e = out.data() + begin;
+        c.frontier = (tag_of(e[run.count - 1]) & kSeqMask) + 1;
+        c.delivered_since_control += run.count;
+        continue;
+      }
+      for (std::size_t i = begin, end = begin + run.count; i < end; ++i) {
+        const std::uint64_t seq = tag_of(out[i]) & kSeqMask;
+        // Controls due before this event go in front of it.
+        while (seq >= c.next_control) {
+          out.insert(out.begin() + static_cast<std::ptrdiff_t>(i++),
+                     take_control(run.lane));
+          ++end;
+          ++inserted;
+        }
+        c.frontier = seq + 1;
+        ++c.delivered_since_control;
+      }
     }
     if (controls_delivered_ != controls_seen_) deliver_settled_controls(out);
     end_full_episode_if_room();
@@ -622,7 +672,8 @@ class Dispatcher {
     c.delivered_since_control = 0;
     ++controls_delivered_;
     controls_polled_.store(controls_delivered_, std::memory_order_relaxed);
-    return Polled<T>{std::move(pc.value), true, pc.rejected_before + evicted};
+    return Polled<T>(std::move(pc.value),
+                     Polled<T>::kControlBit | (pc.rejected_before + evicted));
   }
 
   void refresh_cursor(std::size_t id) {
@@ -661,13 +712,20 @@ class Dispatcher {
   alignas(64) std::atomic<std::uint64_t> controls_version_{
       0};  // controls pushed, ever
   alignas(64) std::atomic<bool> consumer_sleeping_{false};
+  const internal::AsymmetricFence fence_;
   moodycamel::LightweightSemaphore wakeup_{
       0, 0};  // signal() never blocks; poll() spins itself
   alignas(64) std::atomic<std::int64_t> full_since_ns_{0};  // 0: not full
   std::atomic<std::int64_t> time_full_ns_{0};
 
   // Consumer side.
-  alignas(64) moodycamel::ConsumerToken consumer_token_;
+  struct Run {  // one producer's events in a drain
+    std::size_t lane;
+    std::size_t begin;
+    std::size_t count;
+  };
+  alignas(64) std::vector<Run> runs_;
+  std::size_t next_lane_ = 0;  // where the next drain starts
   std::vector<LaneCursor> cursors_;
   std::int64_t consumed_local_ = 0;  // the consumer's copy of consumed_
   std::uint64_t controls_seen_ = 0;  // controls_version_ at the last refresh

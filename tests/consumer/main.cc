@@ -12,8 +12,9 @@ int main() {
   producer.push_control(-1);
   std::vector<feedkit::Polled<int>> batch;
   dispatcher->poll(batch, 16, std::chrono::milliseconds(100));
-  const bool ok = batch.size() == 5 && batch.front().value == 2 && batch.back().is_control &&
-                  batch.back().dropped_before == 2;
+  const bool ok = batch.size() == 5 && batch.front().value == 2 &&
+                  batch.back().is_control() &&
+                  batch.back().dropped_before() == 2;
   std::printf("consumer: %zu events, %s\n", batch.size(), ok ? "ok" : "WRONG");
   return ok ? 0 : 1;
 }

@@ -3,13 +3,12 @@
 // feedkit/internal/asymmetric_fence.h: a StoreLoad barrier split unevenly
 // between a hot side and a cold side. Not API.
 //
-// light_fence() (hot side, every push) is only a compiler barrier when
-// heavy_fence() (cold side, a consumer about to sleep) can make every running
+// AsymmetricFence::light() (hot side, every push) is only a compiler barrier
+// when heavy() (cold side, a consumer about to sleep) can make every running
 // thread of the process execute a full barrier: Linux membarrier(2),
 // MEMBARRIER_CMD_PRIVATE_EXPEDITED. Where that is unavailable (other systems,
-// old kernels, seccomp), light_fence() is a full seq_cst fence and
-// heavy_fence() one too. A light_fence() paired with a heavy_fence() orders
-// like two seq_cst fences.
+// old kernels, seccomp), light() is a full seq_cst fence and heavy() one too.
+// A light() paired with a heavy() orders like two seq_cst fences.
 #pragma once
 
 #include <atomic>
@@ -22,7 +21,8 @@
 
 namespace feedkit::internal {
 
-// Returns true if heavy_fence() uses membarrier. Decided once per process.
+// Returns true if membarrier(2) private expedited works here (registering
+// this process for it). Decided once per process.
 inline bool membarrier_available() {
 #if defined(__linux__) && defined(__NR_membarrier)
   static const bool available = [] {
@@ -38,22 +38,35 @@ inline bool membarrier_available() {
 #endif
 }
 
-inline void light_fence() {
-  if (membarrier_available()) {
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-  } else {
+// A StoreLoad barrier whose cost sits on the heavy() side when the system
+// allows it. Construct once, use from any thread.
+class AsymmetricFence {
+ public:
+  AsymmetricFence() : membarrier_(membarrier_available()) {}
+
+  // The hot side: a compiler barrier, or a full fence without membarrier.
+  void light() const {
+    if (membarrier_) {
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+    } else {
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+    }
+  }
+
+  // The cold side: every running thread of the process executes a full
+  // barrier before this returns (or, without membarrier, a full fence here).
+  void heavy() const {
+#if defined(__linux__) && defined(__NR_membarrier)
+    if (membarrier_ &&
+        syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) {
+      return;
+    }
+#endif
     std::atomic_thread_fence(std::memory_order_seq_cst);
   }
-}
 
-inline void heavy_fence() {
-#if defined(__linux__) && defined(__NR_membarrier)
-  if (membarrier_available() &&
-      syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) {
-    return;
-  }
-#endif
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-}
+ private:
+  const bool membarrier_;
+};
 
 }  // namespace feedkit::internal
