@@ -14,21 +14,7 @@
 #include <vector>
 
 #include "feedkit/testing/fake_clock.h"
-
-// Counts heap allocations while armed, to prove the hot path allocates nothing.
-namespace {
-std::atomic<bool> g_count_allocations{false};
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  if (g_count_allocations.load(std::memory_order_relaxed))
-    g_allocations.fetch_add(1);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#include "support/count_allocations.h"
 
 namespace feedkit {
 
@@ -748,17 +734,19 @@ TEST(CircuitBreaker, HotPathNeverAllocates) {
       opens += e.to == CircuitState::open ? 1 : 0;
       closes += e.to == CircuitState::closed ? 1 : 0;
     });
-    g_allocations = 0;
-    g_count_allocations = true;
     SteadyTime t = kT0;
-    for (int i = 0; i < 10'000; ++i) {
-      t += milliseconds(7);
-      if (auto p = b.try_acquire(t))
-        b.record(*p, t, i % 3 == 0);  // 2 of 3 fail
-      (void)b.stats(t);
+    long allocations = 0;
+    {
+      testing::AllocationCounter counter;
+      for (int i = 0; i < 10'000; ++i) {
+        t += milliseconds(7);
+        if (auto p = b.try_acquire(t))
+          b.record(*p, t, i % 3 == 0);  // 2 of 3 fail
+        (void)b.stats(t);
+      }
+      allocations = counter.count();
     }
-    g_count_allocations = false;
-    EXPECT_EQ(g_allocations.load(), 0);
+    EXPECT_EQ(allocations, 0);
     EXPECT_GT(opens, 1);  // the loop went through trips, probes and closes
     EXPECT_GT(closes, 0);
   }

@@ -12,21 +12,7 @@
 #include <vector>
 
 #include "feedkit/testing/fake_clock.h"
-
-// Counts heap allocations while armed, to prove steady state allocates nothing.
-namespace {
-std::atomic<bool> g_count_allocations{false};
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  if (g_count_allocations.load(std::memory_order_relaxed))
-    g_allocations.fetch_add(1);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#include "support/count_allocations.h"
 
 namespace feedkit {
 namespace {
@@ -344,11 +330,13 @@ TEST(Dispatcher, SteadyStateNeverAllocates) {
     }
   };
   cycle(3);  // warm-up: blocks, block index, scratch
-  g_allocations = 0;
-  g_count_allocations = true;
-  cycle(10);
-  g_count_allocations = false;
-  EXPECT_EQ(g_allocations.load(), 0);
+  long allocations = 0;
+  {
+    testing::AllocationCounter counter;
+    cycle(10);
+    allocations = counter.count();
+  }
+  EXPECT_EQ(allocations, 0);
   expect_invariants(d->stats());
 }
 

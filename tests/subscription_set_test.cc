@@ -101,6 +101,17 @@ class FakeBroker {
   int frames_ = 0;
 };
 
+// Subscribes everything on a first connection (answered by `broker`), drops
+// it, and connects again: the state every reconnect test starts from.
+void first_connection_then_reconnect(SubscriptionSet& subs, FakeBroker& broker,
+                                     SteadyTime now, bool broker_keeps_state) {
+  subs.on_connected(now, broker_keeps_state);
+  broker.drive(subs, now);
+  subs.on_disconnected(now);
+  subs.on_connected(now, broker_keeps_state);
+  broker.connect();
+}
+
 TEST(SubscriptionSet, RejectsInvalidOptions) {
   auto no_cap = SubscriptionSet::create({.max_per_connection = 0}, kT0);
   ASSERT_FALSE(no_cap.ok());
@@ -183,11 +194,8 @@ TEST(SubscriptionSet, ReconnectOnlySubscribesWhenBrokerKeepsNoState) {
   for (const auto& k : symbols(3)) subs.want(k);
   FakeBroker broker(/*keeps_state=*/false, 41);
   SteadyTime now = kT0;
-  subs.on_connected(now, false);
-  broker.drive(subs, now);
-  subs.on_disconnected(now);
-  subs.on_connected(now, /*broker_keeps_state=*/false);
-  broker.connect();
+  first_connection_then_reconnect(subs, broker, now,
+                                  /*broker_keeps_state=*/false);
   const Actions actions = broker.drive(subs, now);
   EXPECT_EQ(keys_of(actions, Kind::subscribe), symbols(3));
   EXPECT_TRUE(keys_of(actions, Kind::unsubscribe).empty());
@@ -236,11 +244,8 @@ TEST(SubscriptionSet, Incident20260115UnsubscribeFirstAvoidsAlreadyIn) {
   for (const auto& k : symbols(30)) subs.want(k);
   FakeBroker broker(/*keeps_state=*/true, 41);
   SteadyTime now = kT0;
-  subs.on_connected(now, true);
-  broker.drive(subs, now);
-  subs.on_disconnected(now);
-  subs.on_connected(now, /*broker_keeps_state=*/true);
-  broker.connect();
+  first_connection_then_reconnect(subs, broker, now,
+                                  /*broker_keeps_state=*/true);
   const Actions actions = broker.drive(subs, now);
   EXPECT_EQ(actions.size(), 60u);  // 30 unsubscribes, then 30 subscribes
   EXPECT_EQ(subs.stats().confirmed, 30u);
