@@ -347,11 +347,17 @@ class Dispatcher {
   // does its moodycamel token: a slot's events are always in one sub-queue,
   // so they are dequeued in sequence order even across Producer handles.
   struct alignas(64) Lane {
-    Lane(std::size_t slot, Queue& q) : id(slot), token(q) {}
+    Lane(std::size_t slot, Queue& q)
+        : id(slot),
+          tag_base(static_cast<std::uint64_t>(slot) << kSeqBits),
+          token(q) {}
     const std::size_t id;
+    const std::uint64_t tag_base;  // id << kSeqBits
     moodycamel::ProducerToken token;
     std::atomic<bool> in_use{false};
-    std::int64_t credits = 0;  // reserved slots not yet used; owner thread only
+    // Reserved slots run up to this sequence number (exclusive): events
+    // next_seq .. credit_end - 1 need no atomic step. Owner thread only.
+    std::uint64_t credit_end = 0;
     std::uint64_t rejected_since_control = 0;  // owner thread only
     // Data events enqueued, ever (= the next sequence number). Written by the
     // owner thread only; read by the consumer to know whether work is queued.
@@ -414,7 +420,7 @@ class Dispatcher {
   // try_push() has no locked instruction: up to kMaxCredits at a time, fewer as
   // the queue fills (one at a time near the bound, where counting is exact).
   // Returns false if the queue is full.
-  bool take_credits(Lane& lane) {
+  bool take_credits(Lane& lane, std::uint64_t seq) {
     const std::int64_t room =
         capacity_ - (reserved_.load(std::memory_order_relaxed) -
                      consumed_.load(std::memory_order_acquire));
@@ -430,14 +436,17 @@ class Dispatcher {
                           std::memory_order_relaxed);
     }
     if (granted <= 0) return false;
-    lane.credits = granted;
+    lane.credit_end = seq + static_cast<std::uint64_t>(granted);
     return true;
   }
 
   void return_credits(Lane& lane) {
-    if (lane.credits > 0)
-      reserved_.fetch_sub(lane.credits, std::memory_order_relaxed);
-    lane.credits = 0;
+    const std::uint64_t seq = lane.next_seq.load(std::memory_order_relaxed);
+    if (lane.credit_end > seq) {
+      reserved_.fetch_sub(static_cast<std::int64_t>(lane.credit_end - seq),
+                          std::memory_order_relaxed);
+    }
+    lane.credit_end = seq;
   }
 
   std::int64_t now_ns() const {
@@ -446,9 +455,9 @@ class Dispatcher {
 
   template <class U>
   [[gnu::always_inline]] bool push_data(Lane& lane, U&& value) {
-    if (lane.credits > 0 || take_credits(lane)) {
-      --lane.credits;
-      enqueue(lane, std::forward<U>(value));
+    const std::uint64_t seq = lane.next_seq.load(std::memory_order_relaxed);
+    if (seq < lane.credit_end || take_credits(lane, seq)) {
+      enqueue(lane, seq, std::forward<U>(value));
       return true;
     }
     note_full();
@@ -462,13 +471,12 @@ class Dispatcher {
             queue_.try_dequeue(victim)) {
           note_evicted(tag_of(victim));
           bump(lane.dropped_evicted);
-          enqueue(lane, std::forward<U>(value));
+          enqueue(lane, seq, std::forward<U>(value));
           return true;
         }
         // The consumer drained the queue under us: there may be room now.
-        if (take_credits(lane)) {
-          --lane.credits;
-          enqueue(lane, std::forward<U>(value));
+        if (take_credits(lane, seq)) {
+          enqueue(lane, seq, std::forward<U>(value));
           return true;
         }
       }
@@ -480,12 +488,12 @@ class Dispatcher {
     return false;
   }
 
-  // Enqueues an event whose slot is already reserved in reserved_.
+  // Enqueues the event with sequence number `seq` (the lane's next) whose
+  // slot is already reserved in reserved_.
   template <class U>
-  [[gnu::always_inline]] void enqueue(Lane& lane, U&& value) {
-    const std::uint64_t seq = lane.next_seq.load(std::memory_order_relaxed);
-    const std::uint64_t tag =
-        (static_cast<std::uint64_t>(lane.id) << kSeqBits) | seq;
+  [[gnu::always_inline]] void enqueue(Lane& lane, std::uint64_t seq,
+                                      U&& value) {
+    const std::uint64_t tag = lane.tag_base | seq;
     // Allocates only while warming up (new blocks, index growth); fails only
     // if malloc does, which we do not survive anyway. (enqueue_bulk() would
     // build the entry in place, but costs ~4x the instructions for one item.)
