@@ -15,13 +15,17 @@
 // three pay the same idle strategy; BM_Dispatcher_FeedkitBlocking shows
 // feedkit's own spin-then-sleep poll().
 //
-// Prints `ratio feedkit/moodycamel 1P1C: X` and the like at the end.
+// Prints `ratio feedkit/moodycamel 1P1C: X` and the like at the end, each
+// the median of paired rounds (see print_paired_ratios).
 #include <benchmark/benchmark.h>
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -176,14 +180,15 @@ void unpin() {
   pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
-// The consumer is the benchmark thread; producers run for exactly as many
-// events as the consumer will take, so every run ends with an empty queue.
-template <class Queue, class Poll>
-void run_handoff(benchmark::State& state, Poll&& poll_once) {
-  const int producers = static_cast<int>(state.range(0));
+// Runs `producers` threads that push `total` events in all while this
+// thread consumes them, a chunk of kEventsPerIteration at a time for as long
+// as `next_chunk()` says so; producers run for exactly as many events as the
+// consumer will take, so every run ends with an empty queue. Returns the
+// events consumed.
+template <class Queue, class Poll, class NextChunk>
+std::int64_t handoff(int producers, std::int64_t total, Poll&& poll_once,
+                     NextChunk&& next_chunk) {
   Queue queue(producers);
-  const std::int64_t total =
-      static_cast<std::int64_t>(state.max_iterations) * kEventsPerIteration;
   std::vector<std::thread> threads;
   for (int id = 0; id < producers; ++id) {
     threads.emplace_back([&queue, id, producers, total] {
@@ -206,7 +211,7 @@ void run_handoff(benchmark::State& state, Poll&& poll_once) {
   auto consume = [&checksum](const Event64& e) {
     checksum += e.seq + e.producer;
   };
-  for (auto _ : state) {
+  while (next_chunk()) {
     target += kEventsPerIteration;
     while (consumed < target) {
       const std::size_t n = poll_once(queue, consume);
@@ -220,8 +225,31 @@ void run_handoff(benchmark::State& state, Poll&& poll_once) {
   for (auto& t : threads) t.join();
   unpin();
   benchmark::DoNotOptimize(checksum);
+  return consumed;
+}
+
+template <class Queue, class Poll>
+void run_handoff(benchmark::State& state, Poll&& poll_once) {
+  const int producers = static_cast<int>(state.range(0));
+  const std::int64_t total =
+      static_cast<std::int64_t>(state.max_iterations) * kEventsPerIteration;
+  const std::int64_t consumed = handoff<Queue>(
+      producers, total, poll_once, [&state] { return state.KeepRunning(); });
   if (consumed != total) state.SkipWithError("events lost");
   state.SetItemsProcessed(consumed);
+}
+
+// Returns events per second for one hand-off of `total` events.
+template <class Queue, class Poll>
+double rate_of(int producers, std::int64_t total, Poll&& poll_once) {
+  std::int64_t chunks = total / kEventsPerIteration;
+  const auto start = std::chrono::steady_clock::now();
+  const std::int64_t consumed =
+      handoff<Queue>(producers, chunks * kEventsPerIteration, poll_once,
+                     [&chunks] { return chunks-- > 0; });
+  const std::chrono::duration<double> took =
+      std::chrono::steady_clock::now() - start;
+  return static_cast<double>(consumed) / took.count();
 }
 
 void BM_Dispatcher_Feedkit(benchmark::State& state) {
@@ -255,17 +283,58 @@ BENCHMARK(BM_Dispatcher_Moodycamel)->Apply(configure);
 BENCHMARK(BM_Dispatcher_MutexDeque)->Apply(configure);
 BENCHMARK(BM_Dispatcher_FeedkitBlocking)->Apply(configure);
 
+// The ratio lines come from paired rounds: each round measures the three
+// queues back to back on fresh queues (in rotating order) and takes their
+// ratios, so a machine that slows down or speeds up mid-run moves numerator
+// and baseline together; the line gives the median over the rounds, and the
+// line after it the spread.
+void print_paired_ratios(int rounds, std::int64_t events) {
+  auto poll_plain = [](auto& q, auto& consume) { return q.poll(consume); };
+  for (int producers : {1, 2}) {
+    std::vector<double> vs_moodycamel, vs_mutex;
+    for (int round = 0; round < rounds; ++round) {
+      double feedkit = 0, moodycamel = 0, mutex = 0;
+      for (int k = 0; k < 3; ++k) {
+        switch ((round + k) % 3) {
+          case 0:
+            feedkit = rate_of<FeedkitQueue>(producers, events, poll_plain);
+            break;
+          case 1:
+            moodycamel =
+                rate_of<MoodycamelQueue>(producers, events, poll_plain);
+            break;
+          case 2:
+            mutex = rate_of<MutexDequeQueue>(producers, events / 8, poll_plain);
+            break;
+        }
+      }
+      vs_moodycamel.push_back(feedkit / moodycamel);
+      vs_mutex.push_back(feedkit / mutex);
+    }
+    auto report = [&](const char* baseline, std::vector<double>& ratios) {
+      std::sort(ratios.begin(), ratios.end());
+      const auto at = [&](double q) {
+        return ratios[static_cast<std::size_t>(q * (ratios.size() - 1))];
+      };
+      std::printf("ratio feedkit/%s %dP1C: %.2f\n", baseline, producers,
+                  at(0.5));
+      std::printf(
+          "  (median of %zu paired rounds; quartiles %.2f..%.2f, range "
+          "%.2f..%.2f)\n",
+          ratios.size(), at(0.25), at(0.75), ratios.front(), ratios.back());
+    };
+    report("moodycamel", vs_moodycamel);
+    report("mutex_deque", vs_mutex);
+  }
+}
+
 }  // namespace
 
-FEEDKIT_BENCHMARK_MAIN({
-    {"feedkit/moodycamel 1P1C", "BM_Dispatcher_Feedkit/P:1/",
-     "BM_Dispatcher_Moodycamel/P:1/"},
-    {"feedkit/moodycamel 2P1C", "BM_Dispatcher_Feedkit/P:2/",
-     "BM_Dispatcher_Moodycamel/P:2/"},
-    {"feedkit/mutex_deque 1P1C", "BM_Dispatcher_Feedkit/P:1/",
-     "BM_Dispatcher_MutexDeque/P:1/"},
-    {"feedkit/mutex_deque 2P1C", "BM_Dispatcher_Feedkit/P:2/",
-     "BM_Dispatcher_MutexDeque/P:2/"},
-    {"feedkit_blocking/moodycamel 1P1C", "BM_Dispatcher_FeedkitBlocking/P:1/",
-     "BM_Dispatcher_Moodycamel/P:1/"},
-})
+int main(int argc, char** argv) {
+  const int status = feedkit::bench::run_and_print_ratios(argc, argv, {});
+  if (status != 0) return status;
+  const bool smoke = feedkit::bench::smoke_run();
+  print_paired_ratios(smoke ? 1 : 15,
+                      smoke ? std::int64_t{1} << 16 : std::int64_t{1} << 21);
+  return 0;
+}
