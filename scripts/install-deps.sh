@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libabsl-dev libconcurrentqueue-dev   # core
+  libboost-dev libssl-dev openssl      # WebSocket client (Beast, TLS); test certificates
   libgtest-dev libgmock-dev            # tests
   libbenchmark-dev gnuplot-nox         # benchmarks, queue-sizing plots
 )

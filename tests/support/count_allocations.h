@@ -38,12 +38,16 @@ class AllocationCounter {
 
 }  // namespace feedkit::testing
 
-void* operator new(std::size_t size) {
+// Out of line: inlined into a caller, g++ 12 -O3 pairs the malloc/free
+// inside with the new-expression and reports -Wmismatched-new-delete.
+[[gnu::noinline]] void* operator new(std::size_t size) {
   if (feedkit::testing::g_count_allocations.load(std::memory_order_relaxed)) {
     feedkit::testing::g_allocations.fetch_add(1);
   }
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
