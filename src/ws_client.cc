@@ -1,0 +1,1231 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// src/ws_client.cc: feedkit::WsClient on Boost.Beast (feedkit/ws_client.h).
+//
+// Structure: WsClient owns a shared_ptr<Impl>. All of Impl's state lives on
+// one strand of the caller's io_context; public methods post to it. Each
+// connection attempt gets a fresh Conn (resolver + websocket stream, plain or
+// TLS): a handler captures the Impl and its Conn, and does nothing when that
+// Conn is no longer the current one, so no completion of an old connection
+// (a late frame, a pending close frame, IXWebSocket #495) can reach a new one.
+//
+// Who owns which timeout:
+//   - connect_timeout (resolve + TCP connect) and handshake_timeout (TLS +
+//     WebSocket handshakes): one phase timer of ours per attempt; on expiry
+//     it closes the socket, and the pending operation fails.
+//   - Beast's websocket timeout option: handshake_timeout = ours, to bound
+//     the WebSocket handshake and any close handshake Beast runs by itself
+//     (answering a server's close frame); idle_timeout = none and
+//     keep_alive_pings = false: Beast never closes an idle stream and never
+//     pings on its own, so Beast's idle logic cannot fight ours.
+//   - login_timeout, idle_timeout, ping_interval/pong_timeout, subscription
+//     confirmations and pacing, backoff, breaker waits, stable_after and the
+//     credentials refresh: timers of ours. The idle deadline is lazy (a frame
+//     only stores its time; the timer re-arms at last_frame + idle_timeout),
+//     so the read path never touches a timer. Only messages count as inbound
+//     frames; WebSocket ping/pong control frames do not (a zombie server that
+//     answers pings but sends no data is still detected: nautilus #3907).
+//
+// stop(): sets `stopping_`, cancels every timer (each arm carries a sequence
+// number, so a wait that already completed is ignored too), releases the
+// work guard held for an outstanding credentials fetch, and closes the
+// connection (a close handshake capped at 1 s, then the socket). Every
+// asynchronous operation is started through wrap(), which counts it in
+// `pending_ops_`; when the count reaches zero while stopping, the client
+// moves to `stopped` and runs the `done` callbacks. Every path that could
+// start a connection checks `stopping_` first, on the strand, so no
+// reconnect can start after stop() has been processed.
+#include "feedkit/ws_client.h"
+
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <cctype>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>  // std::mutex, not absl::Mutex: Debian builds Abseil without TSan hooks
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+
+namespace feedkit {
+
+std::string_view to_string(ConnectionState state) {
+  switch (state) {
+    case ConnectionState::disconnected:
+      return "disconnected";
+    case ConnectionState::connecting:
+      return "connecting";
+    case ConnectionState::logging_in:
+      return "logging_in";
+    case ConnectionState::subscribing:
+      return "subscribing";
+    case ConnectionState::live:
+      return "live";
+    case ConnectionState::backoff:
+      return "backoff";
+    case ConnectionState::stopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+namespace internal {
+
+// A ws:// or wss:// URL taken apart.
+struct WsUrl {
+  bool tls = false;
+  std::string host;         // without brackets for IPv6 literals
+  std::string port;         // digits
+  std::string host_header;  // Host header value (brackets, port if not default)
+  std::string target;       // path and query, starting with '/'
+};
+
+// Returns the URL's parts, or kInvalidArgument naming the part that could
+// not be read. Messages quote the scheme, host or port, never the path or
+// query (which may carry a token).
+absl::StatusOr<WsUrl> parse_ws_url(std::string_view url) {
+  auto invalid = [](auto&&... parts) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("WsClientOptions::url ", parts...));
+  };
+  WsUrl out;
+  const std::size_t sep = url.find("://");
+  if (sep == std::string_view::npos) {
+    return invalid("must start with ws:// or wss://");
+  }
+  std::string scheme(url.substr(0, sep));
+  for (char& ch : scheme)
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (scheme == "ws") {
+    out.tls = false;
+  } else if (scheme == "wss") {
+    out.tls = true;
+  } else {
+    return invalid("scheme must be ws or wss, got \"", scheme.substr(0, 16),
+                   "\"");
+  }
+  std::string_view rest = url.substr(sep + 3);
+  const std::size_t end = rest.find_first_of("/?#");
+  const std::string_view authority = rest.substr(0, end);
+  std::string_view target =
+      end == std::string_view::npos ? std::string_view() : rest.substr(end);
+  if (authority.find('@') != std::string_view::npos) {
+    return invalid("must not carry user information (user:password@)");
+  }
+  std::string_view host;
+  std::string_view port;
+  if (!authority.empty() && authority.front() == '[') {
+    const std::size_t close = authority.find(']');
+    if (close == std::string_view::npos)
+      return invalid("has an unterminated IPv6 host");
+    host = authority.substr(1, close - 1);
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return invalid("has junk after the IPv6 host");
+      port = after.substr(1);
+      if (port.empty()) return invalid("has an empty port");
+    }
+  } else {
+    const std::size_t colon = authority.rfind(':');
+    host = authority.substr(0, colon);
+    if (colon != std::string_view::npos) {
+      port = authority.substr(colon + 1);
+      if (port.empty()) return invalid("has an empty port");
+    }
+  }
+  if (host.empty()) return invalid("has no host");
+  for (char ch : host) {
+    if (std::isspace(static_cast<unsigned char>(ch)) || ch == '/' ||
+        ch == '\\') {
+      return invalid("host \"", std::string(host.substr(0, 64)),
+                     "\" is not a host name");
+    }
+  }
+  if (!port.empty()) {
+    unsigned long value = 0;  // NOLINT(runtime/int)
+    for (char ch : port) {
+      if (ch < '0' || ch > '9' || value > 65535) {
+        return invalid("port \"", std::string(port.substr(0, 16)),
+                       "\" is not a number in 1..65535");
+      }
+      value = value * 10 +
+              static_cast<unsigned long>(ch - '0');  // NOLINT(runtime/int)
+    }
+    if (value < 1 || value > 65535) {
+      return invalid("port \"", std::string(port.substr(0, 16)),
+                     "\" is not in 1..65535");
+    }
+  }
+  const char* const default_port = out.tls ? "443" : "80";
+  out.host = std::string(host);
+  out.port = port.empty() ? std::string(default_port) : std::string(port);
+  const bool ipv6 = out.host.find(':') != std::string::npos;
+  out.host_header = ipv6 ? absl::StrCat("[", out.host, "]") : out.host;
+  if (out.port != default_port)
+    absl::StrAppend(&out.host_header, ":", out.port);
+  if (const std::size_t hash = target.find('#');
+      hash != std::string_view::npos) {
+    target = target.substr(0, hash);
+  }
+  // Built as a temporary and moved in: assigning a literal to a std::string
+  // here makes g++ 12 -O3 report a false -Wrestrict (GCC PR 105329).
+  out.target = target.empty()          ? std::string(1, '/')
+               : target.front() == '?' ? absl::StrCat("/", std::string(target))
+                                       : std::string(target);
+  return out;
+}
+
+}  // namespace internal
+
+absl::Status WsClientOptions::validate() const {
+  if (absl::StatusOr<internal::WsUrl> parsed = internal::parse_ws_url(url);
+      !parsed.ok()) {
+    return parsed.status();
+  }
+  auto ms = [](std::chrono::milliseconds d) {
+    return absl::StrCat(d.count(), " ms");
+  };
+  auto positive = [&](const char* field,
+                      std::chrono::milliseconds d) -> absl::Status {
+    if (d > std::chrono::milliseconds::zero()) return absl::OkStatus();
+    return absl::InvalidArgumentError(
+        absl::StrCat("WsClientOptions::", field, " must be > 0, got ", ms(d)));
+  };
+  auto non_negative = [&](const char* field,
+                          std::chrono::milliseconds d) -> absl::Status {
+    if (d >= std::chrono::milliseconds::zero()) return absl::OkStatus();
+    return absl::InvalidArgumentError(
+        absl::StrCat("WsClientOptions::", field, " must be >= 0, got ", ms(d)));
+  };
+  for (absl::Status s :
+       {positive("connect_timeout", connect_timeout),
+        positive("handshake_timeout", handshake_timeout),
+        positive("login_timeout", login_timeout),
+        non_negative("idle_timeout", idle_timeout),
+        non_negative("ping_interval", ping_interval),
+        non_negative("pong_timeout", pong_timeout),
+        non_negative("refresh_lead", refresh_lead),
+        non_negative("auth_refresh_cooldown", auth_refresh_cooldown),
+        non_negative("stable_after", stable_after)}) {
+    if (!s.ok()) return s;
+  }
+  if (pong_timeout > std::chrono::milliseconds::zero() &&
+      ping_interval == std::chrono::milliseconds::zero()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("WsClientOptions::pong_timeout needs ping_interval > 0, "
+                     "got pong_timeout ",
+                     ms(pong_timeout), " with ping_interval 0 ms"));
+  }
+  if (max_frame_bytes < 1) {
+    return absl::InvalidArgumentError(
+        "WsClientOptions::max_frame_bytes must be >= 1, got 0");
+  }
+  for (const auto& [name, value] : headers) {
+    // Values may hold a bearer token: they are checked, never quoted.
+    const bool bad_name =
+        name.empty() || name.find_first_of(":\r\n \t") != std::string::npos;
+    if (bad_name) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("WsClientOptions::headers has an invalid name \"",
+                       name.substr(0, 64), "\""));
+    }
+    if (value.find_first_of("\r\n") != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("WsClientOptions::headers value of \"", name,
+                       "\" contains CR or LF"));
+    }
+  }
+  auto nested = [](const char* field, absl::Status s) {
+    if (s.ok()) return s;
+    return absl::Status(
+        s.code(), absl::StrCat("WsClientOptions::", field, ": ", s.message()));
+  };
+  if (absl::Status s = nested("backoff", backoff.validate()); !s.ok()) return s;
+  if (absl::Status s = nested("breaker", breaker.validate()); !s.ok()) return s;
+  if (absl::Status s = nested("subscriptions", subscriptions.validate());
+      !s.ok())
+    return s;
+  return absl::OkStatus();
+}
+
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+using Strand = net::strand<net::io_context::executor_type>;
+using PlainWs = websocket::stream<beast::tcp_stream>;
+using TlsWs = websocket::stream<beast::ssl_stream<beast::tcp_stream>>;
+
+// The longest a close handshake may hold up stop().
+constexpr Duration kStopCloseTimeout = std::chrono::seconds(1);
+// The longest single timer wait (keeps time arithmetic far from overflow).
+constexpr Duration kMaxWait = std::chrono::hours(24 * 365);
+
+// One connection attempt: its resolver and a fresh stream. Touched only on
+// the strand.
+struct Conn {
+  Conn(const Strand& strand, ssl::context* tls_context) : resolver(strand) {
+    if (tls_context != nullptr) {
+      tls = std::make_unique<TlsWs>(strand, *tls_context);
+    } else {
+      plain = std::make_unique<PlainWs>(strand);
+    }
+  }
+
+  template <class F>
+  void with_ws(F&& f) {
+    if (tls) {
+      f(*tls);
+    } else {
+      f(*plain);
+    }
+  }
+
+  beast::tcp_stream& tcp_layer() {
+    return tls ? beast::get_lowest_layer(*tls)
+               : beast::get_lowest_layer(*plain);
+  }
+
+  // Closes the socket at once: every pending operation completes with an
+  // error. Idempotent.
+  void close_socket() {
+    beast::error_code ignored;
+    resolver.cancel();
+    tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    tcp_layer().socket().close(ignored);
+  }
+
+  tcp::resolver resolver;
+  std::unique_ptr<PlainWs> plain;
+  std::unique_ptr<TlsWs> tls;
+  beast::flat_buffer buffer;
+  std::deque<std::string> outbox;  // frames to write, in order
+  bool writing = false;            // an async_write is pending
+  bool ping_in_flight = false;     // an async_ping is pending
+  bool open = false;               // the WebSocket handshake completed
+  bool login_sent = false;         // login frames queued (login_ok expected)
+};
+using ConnPtr = std::shared_ptr<Conn>;
+
+}  // namespace
+
+class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
+ public:
+  Impl(net::io_context& ioc, WsClientOptions options, internal::WsUrl url,
+       std::unique_ptr<ssl::context> tls_context,
+       std::unique_ptr<Protocol> protocol, CredentialsProvider credentials,
+       WsClientCallbacks callbacks, Clock& clock, Backoff backoff,
+       CircuitBreaker breaker, SubscriptionSet subs)
+      : ioc_(ioc),
+        strand_(net::make_strand(ioc)),
+        options_(std::move(options)),
+        url_(std::move(url)),
+        tls_context_(std::move(tls_context)),
+        protocol_(std::move(protocol)),
+        credentials_(std::move(credentials)),
+        callbacks_(std::move(callbacks)),
+        clock_(clock),
+        backoff_(std::move(backoff)),
+        breaker_(std::move(breaker)),
+        subs_(std::move(subs)),
+        phase_timer_(strand_),
+        backoff_timer_(strand_),
+        login_timer_(strand_),
+        idle_timer_(strand_),
+        ping_timer_(strand_),
+        pong_timer_(strand_),
+        subs_timer_(strand_),
+        stable_timer_(strand_),
+        refresh_timer_(strand_),
+        close_timer_(strand_) {
+    state_since_ = clock_.now();
+    snapshot_.state = ConnectionState::disconnected;
+    snapshot_.subscriptions = subs_.stats();
+    snapshot_.breaker = breaker_.stats(state_since_);
+    snapshot_.backoff = backoff_.stats();
+  }
+
+  // --- Public entry points (any thread): post to the strand. ---------------
+
+  void start() {
+    post([](Impl& self) { self.do_start(); });
+  }
+  void stop(std::function<void()> done) {
+    post([done = std::move(done)](Impl& self) mutable {
+      self.do_stop(std::move(done));
+    });
+  }
+  void want(std::string key) {
+    post([key = std::move(key)](Impl& self) {
+      if (self.stopping_) return;
+      self.subs_.want(key);
+      self.drive();
+      self.publish();
+    });
+  }
+  void unwant(std::string key) {
+    post([key = std::move(key)](Impl& self) {
+      if (self.stopping_) return;
+      self.subs_.unwant(key);
+      self.drive();
+      self.publish();
+    });
+  }
+  void resubscribe(std::string key) {
+    post([key = std::move(key)](Impl& self) {
+      if (self.stopping_) return;
+      self.subs_.resubscribe(key);
+      self.drive();
+      self.publish();
+    });
+  }
+  void reconnect(GapReason reason) {
+    post([reason](Impl& self) {
+      if (self.stopping_ || !self.conn_ || !self.conn_->open) return;
+      self.drop(reason, self.clock_.now());
+    });
+  }
+
+  WsClientStats stats() const {
+    WsClientStats s;
+    SteadyTime since;
+    {
+      std::lock_guard lock(mu_);
+      s = snapshot_;
+      since = snapshot_state_since_;
+    }
+    s.time_in_state = std::max(Duration::zero(), clock_.now() - since);
+    s.frames_in = frames_in_.load(std::memory_order_relaxed);
+    s.frames_out = frames_out_.load(std::memory_order_relaxed);
+    s.data_frames = data_frames_.load(std::memory_order_relaxed);
+    s.parse_errors = parse_errors_.load(std::memory_order_relaxed);
+    s.late_frames_discarded = late_frames_.load(std::memory_order_relaxed);
+    s.notices = notices_.load(std::memory_order_relaxed);
+    return s;
+  }
+
+ private:
+  struct Timer {
+    explicit Timer(const Strand& strand) : timer(strand) {}
+    net::steady_timer timer;
+    std::uint64_t seq = 0;  // bumped by every arm and cancel
+  };
+
+  template <class F>
+  void post(F f) {
+    net::post(strand_, [self = shared_from_this(), f = std::move(f)]() mutable {
+      f(*self);
+    });
+  }
+
+  // Returns `f` bound to the strand and counted in pending_ops_ until it has
+  // run. Every asynchronous operation of the client goes through here.
+  template <class F>
+  auto wrap(F f) {
+    ++pending_ops_;
+    return net::bind_executor(
+        strand_,
+        [self = shared_from_this(), f = std::move(f)](auto&&... args) mutable {
+          --self->pending_ops_;
+          f(std::forward<decltype(args)>(args)...);
+          self->maybe_finish_stop();
+        });
+  }
+
+  // Arms `t` to run `f` on the strand at `at` (clock_'s time, converted to a
+  // wait so that an injected clock cannot make it spin). A later arm or
+  // cancel() voids the wait, even one that has already completed.
+  template <class F>
+  void arm(Timer& t, SteadyTime at, F f) {
+    if (stopping_ && &t != &close_timer_) return;
+    const std::uint64_t seq = ++t.seq;
+    const SteadyTime now = clock_.now();
+    const Duration wait =
+        at <= now ? Duration::zero() : std::min(kMaxWait, at - now);
+    t.timer.expires_after(wait);
+    t.timer.async_wait(wrap([this, &t, seq, f = std::move(f)](
+                                const boost::system::error_code& ec) mutable {
+      if (ec || seq != t.seq) return;
+      f();
+    }));
+  }
+
+  void cancel(Timer& t) {
+    ++t.seq;
+    t.timer.cancel();
+  }
+
+  void cancel_connection_timers() {
+    cancel(phase_timer_);
+    cancel(login_timer_);
+    cancel(idle_timer_);
+    cancel(ping_timer_);
+    cancel(pong_timer_);
+    cancel(subs_timer_);
+    cancel(stable_timer_);
+  }
+
+  bool current(const ConnPtr& c) const { return c && c == conn_ && !stopping_; }
+
+  void set_state(ConnectionState to) {
+    if (to == state_) return;
+    const ConnectionState from = state_;
+    state_ = to;
+    state_since_ = clock_.now();
+    publish();  // stats() agrees with the state on_state reports
+    if (callbacks_.on_state) callbacks_.on_state(from, to);
+  }
+
+  // Copies the strand-side counters into the snapshot stats() returns.
+  void publish() {
+    const SteadyTime now = clock_.now();
+    std::lock_guard lock(mu_);
+    WsClientStats& s = snapshot_;
+    s.state = state_;
+    snapshot_state_since_ = state_since_;
+    s.epoch = gaps_.epoch().current();
+    s.connect_attempts = counters_.connect_attempts;
+    s.connects = counters_.connects;
+    s.reconnects = counters_.reconnects;
+    s.disconnects_network = counters_.disconnects_network;
+    s.disconnects_server_close = counters_.disconnects_server_close;
+    s.disconnects_stall = counters_.disconnects_stall;
+    s.disconnects_token = counters_.disconnects_token;
+    s.disconnects_other = counters_.disconnects_other;
+    s.stalls_detected = counters_.stalls_detected;
+    s.handshake_failures = counters_.handshake_failures;
+    s.login_failures = counters_.login_failures;
+    s.breaker_rejections = counters_.breaker_rejections;
+    s.credential_refreshes = counters_.credential_refreshes;
+    s.subscriptions = subs_.stats();
+    s.breaker = breaker_.stats(now);
+    s.backoff = backoff_.stats();
+  }
+
+  // --- Lifecycle -----------------------------------------------------------
+
+  void do_start() {
+    if (stopping_ || started_) return;
+    started_ = true;
+    const SteadyTime now = clock_.now();
+    const SteadyTime at = backoff_.first_attempt_at(now);
+    attempt_started_ = now;
+    if (at > now) {
+      set_state(ConnectionState::backoff);
+      arm(backoff_timer_, at, [this] { attempt(); });
+      publish();
+      return;
+    }
+    attempt();
+  }
+
+  void do_stop(std::function<void()> done) {
+    if (done) dones_.push_back(std::move(done));
+    if (state_ == ConnectionState::stopped) {
+      run_dones();
+      return;
+    }
+    if (stopping_) return;
+    stopping_ = true;
+    work_.reset();  // a provider that never answers must not keep run() going
+    const SteadyTime now = clock_.now();
+    cancel_connection_timers();
+    cancel(backoff_timer_);
+    cancel(refresh_timer_);
+    if (permit_) {
+      breaker_.release(*permit_, now);
+      permit_.reset();
+    }
+    subs_.on_disconnected(now);  // nothing stays pending in stats
+    if (ConnPtr c = std::exchange(conn_, nullptr)) {
+      if (c->open) {
+        // A close frame lets the broker free the session at once (KIS keeps
+        // an approval key busy otherwise); the socket goes after 1 s at most.
+        arm(close_timer_,
+            now + std::min(kStopCloseTimeout,
+                           Duration(options_.handshake_timeout)),
+            [c] { c->close_socket(); });
+        c->with_ws([&](auto& ws) {
+          ws.async_close(websocket::close_code::normal,
+                         wrap([this, c](beast::error_code) {
+                           cancel(close_timer_);
+                           c->close_socket();
+                         }));
+        });
+      } else {
+        c->close_socket();
+      }
+    }
+    maybe_finish_stop();
+  }
+
+  void maybe_finish_stop() {
+    if (!stopping_ || pending_ops_ != 0 || state_ == ConnectionState::stopped)
+      return;
+    set_state(ConnectionState::stopped);
+    publish();
+    run_dones();
+  }
+
+  void run_dones() {
+    std::vector<std::function<void()>> dones = std::move(dones_);
+    dones_.clear();
+    for (auto& done : dones) done();
+  }
+
+  // --- Connecting ----------------------------------------------------------
+
+  void attempt() {
+    if (stopping_) return;
+    const SteadyTime now = clock_.now();
+    permit_ = breaker_.try_acquire(now);
+    if (!permit_) {
+      ++counters_.breaker_rejections;
+      const Duration wait = std::clamp<Duration>(
+          breaker_.retry_after(now), std::chrono::milliseconds(1), kMaxWait);
+      set_state(ConnectionState::backoff);
+      arm(backoff_timer_, now + wait, [this] { attempt(); });
+      publish();
+      return;
+    }
+    attempt_started_ = now;
+    ++counters_.connect_attempts;
+    auto c = std::make_shared<Conn>(strand_, tls_context_.get());
+    conn_ = c;
+    set_state(ConnectionState::connecting);
+    publish();
+    arm(phase_timer_, now + options_.connect_timeout,
+        [this, c] { phase_timeout(c); });
+    c->resolver.async_resolve(
+        url_.host, url_.port,
+        wrap([this, c](const beast::error_code& ec,
+                       tcp::resolver::results_type results) {
+          if (!current(c)) return;
+          if (ec) return connect_failed(c);
+          c->tcp_layer().async_connect(
+              results, wrap([this, c](const beast::error_code& ec2,
+                                      const tcp::endpoint&) {
+                if (!current(c)) return;
+                if (ec2) return connect_failed(c);
+                on_tcp_connected(c);
+              }));
+        }));
+  }
+
+  void phase_timeout(const ConnPtr& c) {
+    if (!current(c)) return;
+    c->close_socket();  // the pending operation completes with an error
+  }
+
+  void on_tcp_connected(const ConnPtr& c) {
+    arm(phase_timer_, clock_.now() + options_.handshake_timeout,
+        [this, c] { phase_timeout(c); });
+    if (!c->tls) return ws_handshake(c);
+    auto& stream = c->tls->next_layer();
+    boost::system::error_code not_ip;
+    net::ip::make_address(url_.host, not_ip);
+    if (not_ip) {  // SNI carries host names only (RFC 6066)
+      SSL_set_tlsext_host_name(stream.native_handle(), url_.host.c_str());
+    }
+    if (options_.verify_peer) {
+      stream.set_verify_mode(ssl::verify_peer);
+      stream.set_verify_callback(ssl::host_name_verification(url_.host));
+    } else {
+      stream.set_verify_mode(ssl::verify_none);
+    }
+    stream.async_handshake(ssl::stream_base::client,
+                           wrap([this, c](const beast::error_code& ec) {
+                             if (!current(c)) return;
+                             if (ec) return connect_failed(c);
+                             ws_handshake(c);
+                           }));
+  }
+
+  void ws_handshake(const ConnPtr& c) {
+    c->with_ws([&](auto& ws) {
+      websocket::stream_base::timeout timeouts{};
+      timeouts.handshake_timeout = options_.handshake_timeout;
+      timeouts.idle_timeout = websocket::stream_base::none();
+      timeouts.keep_alive_pings = false;
+      ws.set_option(timeouts);
+      ws.set_option(websocket::stream_base::decorator(
+          [headers = options_.headers](websocket::request_type& request) {
+            request.set(beast::http::field::user_agent, "feedkit-ws");
+            for (const auto& [name, value] : headers) request.set(name, value);
+          }));
+      ws.read_message_max(options_.max_frame_bytes);
+      ws.auto_fragment(false);
+      ws.control_callback([this, raw = c.get()](websocket::frame_type kind,
+                                                beast::string_view) {
+        if (kind == websocket::frame_type::pong && conn_.get() == raw)
+          cancel(pong_timer_);
+      });
+      ws.async_handshake(url_.host_header, url_.target,
+                         wrap([this, c](const beast::error_code& ec) {
+                           if (!current(c)) return;
+                           if (ec) return connect_failed(c);
+                           on_ws_open(c);
+                         }));
+    });
+  }
+
+  // A failed or timed-out resolve, connect, TLS or WebSocket handshake.
+  void connect_failed(const ConnPtr&) {
+    drop(GapReason::network, clock_.now());
+  }
+
+  void on_ws_open(const ConnPtr& c) {
+    cancel(phase_timer_);
+    const SteadyTime now = clock_.now();
+    c->open = true;
+    ++counters_.connects;
+    if (counters_.connects > 1) ++counters_.reconnects;
+    last_frame_at_ = now;
+    set_state(ConnectionState::logging_in);
+    arm(login_timer_, now + options_.login_timeout, [this, c] {
+      if (current(c)) drop(GapReason::network, clock_.now());
+    });
+    arm_idle(c);
+    schedule_ping(c);
+    read(c);
+    publish();
+    request_credentials(c);
+  }
+
+  // --- Credentials ---------------------------------------------------------
+
+  void hold_work() {
+    ++fetches_outstanding_;
+    if (!work_) work_.emplace(net::make_work_guard(ioc_));
+  }
+  void release_work() {
+    if (fetches_outstanding_ > 0) --fetches_outstanding_;
+    if (fetches_outstanding_ == 0) work_.reset();
+  }
+
+  // Calls the provider; its answer comes back to on_credentials() on the
+  // strand, from whatever thread calls `done`.
+  void request_credentials(const ConnPtr& c) {
+    const SteadyTime now = clock_.now();
+    const bool force = std::exchange(force_refresh_next_, false);
+    if (force) {
+      ++counters_.credential_refreshes;
+      last_forced_refresh_ = now;
+      publish();
+    }
+    const std::uint64_t seq = ++credentials_seq_;
+    hold_work();
+    std::weak_ptr<Impl> weak = weak_from_this();
+    std::weak_ptr<Conn> weak_conn = c;
+    credentials_(
+        force, [weak, weak_conn, seq](absl::StatusOr<Credentials> result) {
+          std::shared_ptr<Impl> self = weak.lock();
+          if (!self) return;
+          net::post(self->strand_, [self, weak_conn, seq,
+                                    result = std::move(result)]() mutable {
+            self->release_work();
+            self->on_credentials(weak_conn.lock(), seq, std::move(result));
+          });
+        });
+  }
+
+  void on_credentials(const ConnPtr& c, std::uint64_t seq,
+                      absl::StatusOr<Credentials> result) {
+    if (!current(c) || seq != credentials_seq_ ||
+        state_ != ConnectionState::logging_in)
+      return;
+    ++credentials_seq_;  // a second `done` is ignored
+    if (!result.ok()) return drop(GapReason::token, clock_.now());
+    credentials_value_ = *std::move(result);
+    arm_refresh();
+    std::vector<std::string> frames =
+        protocol_->login_frames(credentials_value_);
+    if (frames.empty()) return logged_in(c);
+    c->login_sent = true;
+    for (std::string& frame : frames) send(c, std::move(frame));
+  }
+
+  // Arms the refresh `refresh_lead` before the credentials expire (at most
+  // one refresh per max(auth_refresh_cooldown, 1 s), so a provider that
+  // keeps returning near-expired credentials cannot make it spin).
+  void arm_refresh() {
+    const SteadyTime expires = credentials_value_.expires_at;
+    if (expires == SteadyTime::max()) {
+      cancel(refresh_timer_);
+      return;
+    }
+    const Duration floor = std::max<Duration>(options_.auth_refresh_cooldown,
+                                              std::chrono::seconds(1));
+    SteadyTime at = expires - options_.refresh_lead;
+    if (last_refresh_request_ != SteadyTime{})
+      at = std::max(at, last_refresh_request_ + floor);
+    arm(refresh_timer_, at, [this] { refresh_credentials(); });
+  }
+
+  void refresh_credentials() {
+    if (stopping_) return;
+    last_refresh_request_ = clock_.now();
+    ++counters_.credential_refreshes;
+    publish();
+    const std::uint64_t seq = ++refresh_seq_;
+    hold_work();
+    std::weak_ptr<Impl> weak = weak_from_this();
+    credentials_(true, [weak, seq](absl::StatusOr<Credentials> result) {
+      std::shared_ptr<Impl> self = weak.lock();
+      if (!self) return;
+      net::post(self->strand_,
+                [self, seq, result = std::move(result)]() mutable {
+                  self->release_work();
+                  if (self->stopping_ || seq != self->refresh_seq_) return;
+                  ++self->refresh_seq_;
+                  // Used from the next subscribe frame and the next connect on;
+                  // a failed refresh keeps the old credentials and tries again
+                  // later.
+                  if (result.ok())
+                    self->credentials_value_ = *std::move(result);
+                  self->arm_refresh();
+                });
+    });
+  }
+
+  // --- Logged in, subscriptions --------------------------------------------
+
+  void logged_in(const ConnPtr& c) {
+    const SteadyTime now = clock_.now();
+    cancel(login_timer_);
+    if (permit_) {
+      breaker_.record_success(*permit_, now);
+      permit_.reset();
+    }
+    // The GapEvent goes out before the new connection's first data frame.
+    if (std::optional<GapEvent> gap =
+            gaps_.on_connected(now, subs_.lost_keys())) {
+      if (callbacks_.on_gap) callbacks_.on_gap(*gap);
+    }
+    epoch_ = gaps_.epoch().current();
+    if (!current(c))
+      return;  // on_gap cannot stop us synchronously, but be safe
+    subs_.on_connected(now, protocol_->broker_keeps_subscriptions());
+    set_state(ConnectionState::subscribing);
+    drive();
+    publish();
+  }
+
+  // Sends what the SubscriptionSet says is due, goes live once it settles,
+  // and arms the timer for its next action.
+  void drive() {
+    if (stopping_ || !conn_ ||
+        (state_ != ConnectionState::subscribing &&
+         state_ != ConnectionState::live)) {
+      return;
+    }
+    const ConnPtr c = conn_;
+    const SteadyTime now = clock_.now();
+    subs_.next_actions(now, actions_);
+    for (const SubscriptionAction& action : actions_) {
+      send(c,
+           action.kind == SubscriptionAction::Kind::subscribe
+               ? protocol_->subscribe_frame(action.key, credentials_value_)
+               : protocol_->unsubscribe_frame(action.key, credentials_value_));
+    }
+    if (!current(c)) return;
+    if (state_ == ConnectionState::subscribing && subs_.settled()) go_live(now);
+    SteadyTime at = subs_.next_action_time(now);
+    if (at == SteadyTime::max()) {
+      cancel(subs_timer_);
+      return;
+    }
+    at = std::max(at, now + std::chrono::milliseconds(1));  // never spin
+    arm(subs_timer_, at, [this] {
+      drive();
+      publish();
+    });
+  }
+
+  void go_live(SteadyTime now) {
+    set_state(ConnectionState::live);
+    if (options_.stable_after == std::chrono::milliseconds::zero()) {
+      backoff_.report_stable();
+      return;
+    }
+    arm(stable_timer_, now + options_.stable_after, [this] {
+      backoff_.report_stable();
+      publish();
+    });
+  }
+
+  // --- Reading -------------------------------------------------------------
+
+  void read(const ConnPtr& c) {
+    c->with_ws([&](auto& ws) {
+      ws.async_read(c->buffer,
+                    wrap([this, c](const beast::error_code& ec, std::size_t) {
+                      on_read(c, ec);
+                    }));
+    });
+  }
+
+  void on_read(const ConnPtr& c, const beast::error_code& ec) {
+    if (!current(c)) {
+      if (!ec && !stopping_)
+        late_frames_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    if (ec) {
+      GapReason reason = GapReason::network;
+      if (ec == websocket::error::closed) {
+        reason = GapReason::server_close;
+      } else if (ec == websocket::error::message_too_big ||
+                 ec == websocket::error::buffer_overflow) {
+        parse_errors_.fetch_add(1, std::memory_order_relaxed);
+        reason = GapReason::protocol_error;
+      } else if (ec == websocket::condition::protocol_violation) {
+        reason = GapReason::protocol_error;
+      }
+      return drop(reason, clock_.now());
+    }
+    const SteadyTime now = clock_.now();
+    last_frame_at_ = now;
+    frames_in_.fetch_add(1, std::memory_order_relaxed);
+    const auto bytes = c->buffer.cdata();
+    handle_frame(
+        c,
+        std::string_view(static_cast<const char*>(bytes.data()), bytes.size()),
+        now);
+    c->buffer.consume(c->buffer.size());
+    if (current(c)) read(c);
+  }
+
+  void handle_frame(const ConnPtr& c, std::string_view frame, SteadyTime now) {
+    Classified what = protocol_->classify(frame);
+    switch (what.kind) {
+      case FrameKind::data:
+        if (state_ == ConnectionState::subscribing ||
+            state_ == ConnectionState::live) {
+          data_frames_.fetch_add(1, std::memory_order_relaxed);
+          callbacks_.on_data(frame, now, epoch_);
+        } else {
+          // Before login_ok the frame belongs to no epoch yet: discarded.
+          late_frames_.fetch_add(1, std::memory_order_relaxed);
+        }
+        return;
+      case FrameKind::login_ok:
+        // Only an answer to our login frames counts (not one sent before).
+        if (state_ == ConnectionState::logging_in && c->login_sent)
+          logged_in(c);
+        return;
+      case FrameKind::auth_rejected:
+        if (last_forced_refresh_ == SteadyTime{} ||
+            now - last_forced_refresh_ >= options_.auth_refresh_cooldown) {
+          force_refresh_next_ = true;
+        }
+        return drop(GapReason::token, now);
+      case FrameKind::subscribe_ack:
+        subs_.on_ack(what.key, now);
+        break;
+      case FrameKind::already_subscribed:
+        subs_.on_already_subscribed(what.key, now);
+        break;
+      case FrameKind::subscribe_reject:
+        subs_.on_reject(what.key, what.reason, now);
+        break;
+      case FrameKind::max_subscriptions:
+        subs_.on_max_subscriptions(what.key, now);
+        break;
+      case FrameKind::unsubscribe_ack:
+        subs_.on_unsubscribed(what.key, now);
+        break;
+      case FrameKind::heartbeat:
+        if (!what.reply.empty()) send(c, std::move(what.reply));
+        return;
+      case FrameKind::notice:
+        notices_.fetch_add(1, std::memory_order_relaxed);
+        return;
+      case FrameKind::busy:
+        // The broker asks us to go away for now: a failed attempt.
+        return drop(GapReason::server_close, now);
+      case FrameKind::ignore:
+        return;
+      case FrameKind::malformed:
+        parse_errors_.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    drive();  // a subscription reply: send what is due, maybe go live
+    publish();
+  }
+
+  // --- Writing -------------------------------------------------------------
+
+  void send(const ConnPtr& c, std::string frame) {
+    if (!current(c)) return;
+    c->outbox.push_back(std::move(frame));
+    if (!c->writing) write_next(c);
+  }
+
+  void write_next(const ConnPtr& c) {
+    c->writing = true;
+    c->with_ws([&](auto& ws) {
+      ws.text(true);
+      ws.async_write(net::buffer(c->outbox.front()),
+                     wrap([this, c](const beast::error_code& ec, std::size_t) {
+                       c->writing = false;
+                       if (!current(c)) return;
+                       if (ec) return drop(GapReason::network, clock_.now());
+                       frames_out_.fetch_add(1, std::memory_order_relaxed);
+                       c->outbox.pop_front();
+                       if (!c->outbox.empty()) write_next(c);
+                     }));
+    });
+  }
+
+  // --- Liveness ------------------------------------------------------------
+
+  void arm_idle(const ConnPtr& c) {
+    if (options_.idle_timeout == std::chrono::milliseconds::zero()) return;
+    arm(idle_timer_, last_frame_at_ + options_.idle_timeout, [this, c] {
+      if (!current(c)) return;
+      if (clock_.now() - last_frame_at_ < options_.idle_timeout)
+        return arm_idle(c);
+      ++counters_.stalls_detected;
+      drop(GapReason::stall, last_frame_at_);
+    });
+  }
+
+  void schedule_ping(const ConnPtr& c) {
+    if (options_.ping_interval == std::chrono::milliseconds::zero()) return;
+    arm(ping_timer_, clock_.now() + options_.ping_interval, [this, c] {
+      if (!current(c)) return;
+      if (!c->ping_in_flight) {
+        c->ping_in_flight = true;
+        c->with_ws([&](auto& ws) {
+          ws.async_ping({}, wrap([this, c](const beast::error_code& ec) {
+                          c->ping_in_flight = false;
+                          if (!current(c)) return;
+                          if (ec) drop(GapReason::network, clock_.now());
+                        }));
+        });
+        // One deadline at a time: it runs from the oldest unanswered ping.
+        if (options_.pong_timeout > std::chrono::milliseconds::zero() &&
+            !pong_armed()) {
+          pong_deadline_seq_ = pong_timer_.seq + 1;
+          arm(pong_timer_, clock_.now() + options_.pong_timeout, [this, c] {
+            if (!current(c)) return;
+            ++counters_.stalls_detected;
+            drop(GapReason::stall, clock_.now());
+          });
+        }
+      }
+      schedule_ping(c);
+    });
+  }
+
+  bool pong_armed() const { return pong_deadline_seq_ == pong_timer_.seq; }
+
+  // --- Failure -------------------------------------------------------------
+
+  // Ends the current connection (or attempt) for `reason`, first noticed at
+  // `lost_at` (for a stall: the last frame), and schedules the next attempt.
+  void drop(GapReason reason, SteadyTime lost_at) {
+    if (stopping_) return;
+    const SteadyTime now = clock_.now();
+    const ConnectionState phase = state_;
+    if (ConnPtr c = std::exchange(conn_, nullptr)) c->close_socket();
+    cancel_connection_timers();
+    if (phase == ConnectionState::connecting) {
+      ++counters_.handshake_failures;
+    } else {
+      if (phase == ConnectionState::logging_in) ++counters_.login_failures;
+      switch (reason) {
+        case GapReason::network:
+          ++counters_.disconnects_network;
+          break;
+        case GapReason::server_close:
+          ++counters_.disconnects_server_close;
+          break;
+        case GapReason::stall:
+          ++counters_.disconnects_stall;
+          break;
+        case GapReason::token:
+          ++counters_.disconnects_token;
+          break;
+        default:
+          ++counters_.disconnects_other;
+          break;
+      }
+    }
+    if (permit_) {
+      breaker_.record_failure(*permit_, now);
+      permit_.reset();
+    }
+    gaps_.on_disconnected(lost_at, reason);
+    subs_.on_disconnected(now);
+    const SteadyTime at = backoff_.next_attempt_at(attempt_started_, now);
+    set_state(ConnectionState::backoff);
+    arm(backoff_timer_, at, [this] { attempt(); });
+    publish();
+  }
+
+  // --- State (strand only unless noted) --------------------------------------
+
+  net::io_context& ioc_;
+  Strand strand_;
+  const WsClientOptions options_;
+  const internal::WsUrl url_;
+  const std::unique_ptr<ssl::context> tls_context_;
+  const std::unique_ptr<Protocol> protocol_;
+  const CredentialsProvider credentials_;
+  const WsClientCallbacks callbacks_;
+  Clock& clock_;
+
+  Backoff backoff_;
+  CircuitBreaker breaker_;
+  SubscriptionSet subs_;
+  GapTracker gaps_;
+  std::vector<SubscriptionAction> actions_;
+
+  Timer phase_timer_;    // connect_timeout, then handshake_timeout
+  Timer backoff_timer_;  // next attempt (backoff or breaker wait)
+  Timer login_timer_;
+  Timer idle_timer_;
+  Timer ping_timer_;
+  Timer pong_timer_;
+  Timer subs_timer_;     // SubscriptionSet::next_action_time()
+  Timer stable_timer_;   // live for stable_after → Backoff::report_stable()
+  Timer refresh_timer_;  // credentials refresh before expiry
+  Timer close_timer_;    // caps stop()'s close handshake
+
+  ConnPtr conn_;
+  ConnectionState state_ = ConnectionState::disconnected;
+  SteadyTime state_since_{};
+  bool started_ = false;
+  bool stopping_ = false;
+  std::size_t pending_ops_ = 0;
+  std::vector<std::function<void()>> dones_;
+  std::optional<CircuitBreaker::Permit> permit_;
+  SteadyTime attempt_started_{};
+  SteadyTime last_frame_at_{};
+  std::uint64_t epoch_ = 0;
+  std::uint64_t pong_deadline_seq_ = 0;
+
+  Credentials credentials_value_;
+  std::uint64_t credentials_seq_ = 0;
+  std::uint64_t refresh_seq_ = 0;
+  bool force_refresh_next_ = false;
+  SteadyTime last_forced_refresh_{};
+  SteadyTime last_refresh_request_{};
+  std::size_t fetches_outstanding_ = 0;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
+
+  WsClientStats counters_;  // the strand's counters (published by publish())
+
+  // Read by stats() from any thread.
+  mutable std::mutex mu_;
+  WsClientStats snapshot_ ABSL_GUARDED_BY(mu_);
+  SteadyTime snapshot_state_since_ ABSL_GUARDED_BY(mu_){};
+  std::atomic<std::uint64_t> frames_in_{0};
+  std::atomic<std::uint64_t> frames_out_{0};
+  std::atomic<std::uint64_t> data_frames_{0};
+  std::atomic<std::uint64_t> parse_errors_{0};
+  std::atomic<std::uint64_t> late_frames_{0};
+  std::atomic<std::uint64_t> notices_{0};
+};
+
+absl::StatusOr<std::shared_ptr<WsClient>> WsClient::create(
+    boost::asio::io_context& ioc, WsClientOptions options,
+    std::unique_ptr<Protocol> protocol, CredentialsProvider credentials,
+    WsClientCallbacks callbacks, Clock& clock) {
+  if (absl::Status s = options.validate(); !s.ok()) return s;
+  if (!protocol)
+    return absl::InvalidArgumentError("WsClient::create: protocol is null");
+  if (!credentials)
+    return absl::InvalidArgumentError(
+        "WsClient::create: credentials provider is empty");
+  if (!callbacks.on_data)
+    return absl::InvalidArgumentError(
+        "WsClient::create: callbacks.on_data is empty");
+  absl::StatusOr<internal::WsUrl> url = internal::parse_ws_url(options.url);
+  if (!url.ok()) return url.status();
+  std::unique_ptr<ssl::context> tls_context;
+  if (url->tls) {
+    tls_context = std::make_unique<ssl::context>(ssl::context::tls_client);
+    boost::system::error_code ec;
+    tls_context->set_options(
+        ssl::context::default_workarounds | ssl::context::no_sslv2 |
+            ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+            ssl::context::no_tlsv1_1,
+        ec);
+    if (options.ca_file.empty()) {
+      tls_context->set_default_verify_paths(ec);
+      if (ec)
+        return absl::InvalidArgumentError(
+            "WsClient::create: no default CA paths");
+    } else {
+      tls_context->load_verify_file(options.ca_file, ec);
+      if (ec) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("WsClientOptions::ca_file \"", options.ca_file,
+                         "\" could not be loaded: ", ec.message()));
+      }
+    }
+    tls_context->set_verify_mode(options.verify_peer ? ssl::verify_peer
+                                                     : ssl::verify_none);
+  }
+  // The client's stable_after is the one that counts (Backoff gets a copy).
+  options.backoff.stable_after = options.stable_after;
+  absl::StatusOr<Backoff> backoff = Backoff::create(options.backoff);
+  if (!backoff.ok()) return backoff.status();
+  absl::StatusOr<CircuitBreaker> breaker =
+      CircuitBreaker::create(options.breaker);
+  if (!breaker.ok()) return breaker.status();
+  absl::StatusOr<SubscriptionSet> subs =
+      SubscriptionSet::create(options.subscriptions, clock.now());
+  if (!subs.ok()) return subs.status();
+  auto impl = std::make_shared<Impl>(
+      ioc, std::move(options), *std::move(url), std::move(tls_context),
+      std::move(protocol), std::move(credentials), std::move(callbacks), clock,
+      *std::move(backoff), *std::move(breaker), *std::move(subs));
+  return std::shared_ptr<WsClient>(new WsClient(std::move(impl)));
+}
+
+WsClient::WsClient(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+// Nothing may keep reconnecting once its owner is gone.
+WsClient::~WsClient() { impl_->stop({}); }
+
+void WsClient::start() { impl_->start(); }
+void WsClient::stop(std::function<void()> done) {
+  impl_->stop(std::move(done));
+}
+void WsClient::want(std::string key) { impl_->want(std::move(key)); }
+void WsClient::unwant(std::string key) { impl_->unwant(std::move(key)); }
+void WsClient::resubscribe(std::string key) {
+  impl_->resubscribe(std::move(key));
+}
+void WsClient::reconnect(GapReason reason) { impl_->reconnect(reason); }
+WsClientStats WsClient::stats() const { return impl_->stats(); }
+
+}  // namespace feedkit
