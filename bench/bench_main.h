@@ -97,13 +97,37 @@ class RecordingReporter : public benchmark::ConsoleReporter {
   std::vector<std::pair<std::string, Result>> results_;
 };
 
+// Ends the console report with a colour reset and a newline, so that lines
+// printed after it start with their own text (the console reporter leaves a
+// colour sequence pending at the start of the next line).
+inline void end_report_line() {
+  std::fflush(stdout);
+  std::printf("\033[m\n");
+}
+
+// Runs the benchmarks (interleaving the repetitions of different benchmarks
+// unless the caller says otherwise, so that drift on a noisy machine hits
+// numerator and baseline alike), then prints one line per ratio.
 inline int run_and_print_ratios(int argc, char** argv,
                                 const std::vector<Ratio>& ratios) {
+  std::vector<char*> args(argv, argv + argc);
+  bool interleaving_set = false;
+  for (char* arg : args) {
+    if (std::string(arg).rfind("--benchmark_enable_random_interleaving", 0) ==
+        0) {
+      interleaving_set = true;
+    }
+  }
+  static char interleave[] = "--benchmark_enable_random_interleaving=true";
+  if (!interleaving_set) args.push_back(interleave);
+  argc = static_cast<int>(args.size());
+  argv = args.data();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   RecordingReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
+  end_report_line();
   for (const Ratio& ratio : ratios) {
     const auto* num = reporter.find(ratio.numerator);
     const auto* den = reporter.find(ratio.denominator);

@@ -289,6 +289,7 @@ BENCHMARK(BM_Dispatcher_FeedkitBlocking)->Apply(configure);
 // and baseline together; the line gives the median over the rounds, and the
 // line after it the spread.
 void print_paired_ratios(int rounds, std::int64_t events) {
+  feedkit::bench::end_report_line();
   auto poll_plain = [](auto& q, auto& consume) { return q.poll(consume); };
   for (int producers : {1, 2}) {
     std::vector<double> vs_moodycamel, vs_mutex;
