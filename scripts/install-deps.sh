@@ -9,6 +9,9 @@ packages=(
   libboost-dev libssl-dev openssl      # WebSocket client (Beast, TLS); test certificates
   libgtest-dev libgmock-dev            # tests
   libbenchmark-dev gnuplot-nox         # benchmarks, queue-sizing plots
+  libpaho-mqtt-dev libpaho-mqttpp-dev  # MQTT client (Paho C and C++)
+  mosquitto                            # MQTT tests and the Settrade simulator
+  libprotobuf-dev protobuf-compiler    # Settrade codec
 )
 
 missing=()
