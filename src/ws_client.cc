@@ -70,26 +70,6 @@
 
 namespace feedkit {
 
-std::string_view to_string(ConnectionState state) {
-  switch (state) {
-    case ConnectionState::disconnected:
-      return "disconnected";
-    case ConnectionState::connecting:
-      return "connecting";
-    case ConnectionState::logging_in:
-      return "logging_in";
-    case ConnectionState::subscribing:
-      return "subscribing";
-    case ConnectionState::live:
-      return "live";
-    case ConnectionState::backoff:
-      return "backoff";
-    case ConnectionState::stopped:
-      return "stopped";
-  }
-  return "unknown";
-}
-
 namespace internal {
 
 // A ws:// or wss:// URL taken apart.
@@ -505,22 +485,10 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
     const SteadyTime now = clock_.now();
     std::lock_guard lock(mu_);
     WsClientStats& s = snapshot_;
+    s = counters_;  // the strand's counters; the rest below
     s.state = state_;
     snapshot_state_since_ = state_since_;
     s.epoch = gaps_.epoch().current();
-    s.connect_attempts = counters_.connect_attempts;
-    s.connects = counters_.connects;
-    s.reconnects = counters_.reconnects;
-    s.disconnects_network = counters_.disconnects_network;
-    s.disconnects_server_close = counters_.disconnects_server_close;
-    s.disconnects_stall = counters_.disconnects_stall;
-    s.disconnects_token = counters_.disconnects_token;
-    s.disconnects_other = counters_.disconnects_other;
-    s.stalls_detected = counters_.stalls_detected;
-    s.handshake_failures = counters_.handshake_failures;
-    s.login_failures = counters_.login_failures;
-    s.breaker_rejections = counters_.breaker_rejections;
-    s.credential_refreshes = counters_.credential_refreshes;
     s.subscriptions = subs_.stats();
     s.breaker = breaker_.stats(now);
     s.backoff = backoff_.stats();
@@ -1059,23 +1027,7 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
       ++counters_.handshake_failures;
     } else {
       if (phase == ConnectionState::logging_in) ++counters_.login_failures;
-      switch (reason) {
-        case GapReason::network:
-          ++counters_.disconnects_network;
-          break;
-        case GapReason::server_close:
-          ++counters_.disconnects_server_close;
-          break;
-        case GapReason::stall:
-          ++counters_.disconnects_stall;
-          break;
-        case GapReason::token:
-          ++counters_.disconnects_token;
-          break;
-        default:
-          ++counters_.disconnects_other;
-          break;
-      }
+      counters_.count_disconnect(reason);
     }
     if (permit_) {
       breaker_.record_failure(*permit_, now);

@@ -33,9 +33,9 @@
 //     races with a reconnect.
 //
 // Threads: every callback (Protocol methods, on_data, on_gap, on_state, the
-// credentials provider) runs on the client's strand of the caller's
-// io_context. on_data should only parse and push into a Dispatcher. The
-// public methods of WsClient are thread-safe.
+// credentials provider, see feedkit/connection.h) runs on the client's strand
+// of the caller's io_context. on_data should only parse and push into a
+// Dispatcher. The public methods of WsClient are thread-safe.
 //
 // Example:
 //   boost::asio::io_context ioc;
@@ -63,21 +63,11 @@
 #include "feedkit/backoff.h"
 #include "feedkit/circuit_breaker.h"
 #include "feedkit/clock.h"
+#include "feedkit/connection.h"
 #include "feedkit/epoch.h"
 #include "feedkit/subscription_set.h"
 
 namespace feedkit {
-
-enum class ConnectionState {
-  disconnected,  // created, not started
-  connecting,    // TCP connect, TLS and WebSocket handshakes
-  logging_in,    // login frames sent, waiting for the broker's answer
-  subscribing,   // logged in; subscriptions being (re)established
-  live,          // every wanted key confirmed (or reported), data flowing
-  backoff,       // waiting for the next attempt
-  stopped,       // stop() completed; final
-};
-std::string_view to_string(ConnectionState state);
 
 // What one incoming text frame is, as the protocol policy reads it.
 enum class FrameKind {
@@ -102,19 +92,6 @@ struct Classified {
   std::string reason;  // for rejects and notices; must hold no secret
   std::string reply;   // for heartbeat: the frame to send back
 };
-
-// Credentials for one connection: an approval key or token. `secret` is never
-// logged; `expires_at` (steady time; max() = never) schedules the refresh.
-struct Credentials {
-  std::string secret;
-  SteadyTime expires_at = SteadyTime::max();
-};
-
-// Called on the strand at every connect (force_refresh = false) and after an
-// auth rejection (true). It must call `done` exactly once, on any thread; it
-// may do so later (e.g. after a REST call), never blocking the strand.
-using CredentialsProvider = std::function<void(
-    bool force_refresh, std::function<void(absl::StatusOr<Credentials>)> done)>;
 
 // The broker's wire protocol. Every method runs on the client's strand.
 class Protocol {
@@ -182,33 +159,9 @@ struct WsClientOptions {
   absl::Status validate() const;
 };
 
-struct WsClientStats {
-  ConnectionState state = ConnectionState::disconnected;
-  Duration time_in_state{0};
-  std::uint64_t epoch = 0;
-  std::uint64_t connect_attempts = 0;
-  std::uint64_t connects = 0;    // connections that reached logging_in
-  std::uint64_t reconnects = 0;  // connects after the first
-  std::uint64_t disconnects_network = 0;
-  std::uint64_t disconnects_server_close = 0;
-  std::uint64_t disconnects_stall = 0;  // idle or pong timeout
-  std::uint64_t disconnects_token = 0;  // auth rejected or expired
-  std::uint64_t disconnects_other = 0;
-  std::uint64_t stalls_detected = 0;
-  std::uint64_t handshake_failures = 0;
-  std::uint64_t login_failures = 0;
-  std::uint64_t breaker_rejections = 0;  // attempts the open breaker refused
-  std::uint64_t credential_refreshes = 0;
-  std::uint64_t frames_in = 0;
-  std::uint64_t frames_out = 0;
-  std::uint64_t data_frames = 0;
-  std::uint64_t parse_errors = 0;  // malformed frames
-  std::uint64_t late_frames_discarded =
-      0;  // of an old connection, or data before login_ok
-  std::uint64_t notices = 0;
-  SubscriptionStats subscriptions;
-  CircuitBreakerStats breaker;
-  BackoffStats backoff;
+// The common counters (feedkit/connection.h) and what only WebSocket has.
+struct WsClientStats : ConnectionStats {
+  std::uint64_t notices = 0;  // server notices (FrameKind::notice)
 };
 
 class WsClient {
