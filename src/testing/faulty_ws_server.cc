@@ -345,7 +345,13 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
   // Returns true once the upgrade was accepted and until the session ends or
   // starts closing: the sessions the actions apply to.
   bool selectable() const { return upgraded_ && !ended_ && !closing_; }
-  bool holds(const std::string& key) const { return subs_.count(key) != 0; }
+  bool holds(const std::string& key) const {
+    return subs_.count(key) != 0 && muted_.count(key) == 0;
+  }
+  // The broker silently lost `key`: no frame, no more data until a new SUB.
+  void lose(const std::string& key) { subs_.erase(key); }
+  // The broker stops sending `key` here for good, SUB answered as usual.
+  void mute(const std::string& key) { muted_.insert(key); }
 
   // Sends one text frame unless stalled.
   void send(std::string_view text) {
@@ -487,8 +493,9 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
         });
   }
 
-  std::string secret_;          // of the last accepted LOGIN
-  std::set<std::string> subs_;  // keys this connection holds
+  std::string secret_;           // of the last accepted LOGIN
+  std::set<std::string> subs_;   // keys this connection holds
+  std::set<std::string> muted_;  // held keys it never sends (mute())
   std::deque<Flood> floods_;
   std::string pre_open_;  // frames queued before the upgrade completed
   Duration ping_interval_{0};
@@ -1039,6 +1046,18 @@ void FaultyWsServer::reset_all() {
 void FaultyWsServer::stall_all() {
   impl_->run_on_io([&] {
     for (const auto& s : impl_->sessions_) s->stall();
+  });
+}
+
+void FaultyWsServer::lose_subscription(std::string key) {
+  impl_->run_on_io([&] {
+    for (const auto& s : impl_->sessions_) s->lose(key);
+  });
+}
+
+void FaultyWsServer::mute(std::string key) {
+  impl_->run_on_io([&] {
+    for (const auto& s : impl_->sessions_) s->mute(key);
   });
 }
 

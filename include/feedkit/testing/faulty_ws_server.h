@@ -8,9 +8,9 @@
 // rate; close; reset the TCP connection; stall silently (socket open,
 // nothing sent); delay, hang or refuse the handshake; answer a subscribe with
 // ALREADY IN SUBSCRIBE, or MAX SUBSCRIBE OVER after N; reject a login; send
-// malformed frames; flood. It records every frame each client connection
-// sent. It runs on its own thread and io_context, started by start() and
-// joined by the destructor.
+// malformed frames; flood; silently lose or mute one key's data. It records
+// every frame each client connection sent. It runs on its own thread and
+// io_context, started by start() and joined by the destructor.
 //
 // It speaks LineProtocol (feedkit/testing/line_protocol.h), a small text
 // protocol with the shape of KIS and Kiwoom:
@@ -143,6 +143,15 @@ class FaultyWsServer {
   // socket stays open and what the client sends is still recorded. Sessions
   // opened later are normal. close_all() and reset_all() still work.
   void stall_all();
+  // The broker silently forgets `key` on every open session: no frame is
+  // sent, DATA for it stops, and the client believes it is still subscribed.
+  // A new SUB <key> on the session (a resubscribe) is answered ACK and the
+  // data flows again. (A subscription kept across connections is kept.)
+  void lose_subscription(std::string key);
+  // The open sessions never send DATA for `key` again, whatever the client
+  // sends (SUB and UNSUB are answered as usual); sessions opened later are
+  // normal: only a reconnect brings the data back.
+  void mute(std::string key);
   // Ends every stream() and flood() in progress.
   void stop_streams();
 
