@@ -813,6 +813,30 @@ TEST(WsClient, MalformedFramesAreCountedAndTheConnectionKept) {
   h.stop_and_join();
 }
 
+TEST(WsClient, DataBeforeLoginOkBelongsToNoEpochAndIsDiscarded) {
+  Harness h;
+  h.server().set_answer_logins(false);
+  h.make_client(test_options(h.server().url()));
+  h.start({"A"});
+  ASSERT_TRUE(h.server().wait_for(
+      [&] { return h.server().count_received("LOGIN") == 1; }, kWait));
+  // Logged in to nothing yet: a DATA frame now must not reach on_data.
+  h.server().send_text("DATA A 1 t=0");
+  h.server().send_text("DATA A 2 t=0");
+  ASSERT_TRUE(h.rec().wait_for_stats(h.client(), [](const WsClientStats& s) {
+    return s.late_frames_discarded == 2;
+  }));
+  EXPECT_EQ(h.client().stats().data_frames, 0u);
+  EXPECT_EQ(h.client().stats().state, ConnectionState::logging_in);
+  // The next login is answered; data flows with epoch 1, nothing late.
+  h.server().set_answer_logins(true);
+  h.server().stream("A", 500);
+  ASSERT_TRUE(h.rec().wait([&] { return h.rec().data_locked() >= 5; }));
+  EXPECT_EQ(h.rec().out_of_epoch(), 0u);
+  EXPECT_EQ(h.client().stats().late_frames_discarded, 2u);
+  h.stop_and_join();
+}
+
 TEST(WsClient,
      FloodIntoStalledConsumerDropsInTheDispatcherAndKeepsTheConnection) {
   using Event = std::variant<Stamped<std::string>, GapEvent>;
