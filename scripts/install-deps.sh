@@ -12,6 +12,7 @@ packages=(
   libpaho-mqtt-dev libpaho-mqttpp-dev  # MQTT client (Paho C and C++)
   mosquitto                            # MQTT tests and the Settrade simulator
   libprotobuf-dev protobuf-compiler    # Settrade codec
+  prometheus-cpp-dev prometheus        # metrics bridge; promtool tests the alert rules
 )
 
 missing=()
