@@ -262,6 +262,8 @@ using TlsWs = websocket::stream<beast::ssl_stream<beast::tcp_stream>>;
 
 // The longest a close handshake may hold up stop().
 constexpr Duration kStopCloseTimeout = std::chrono::seconds(1);
+// A WebSocket control frame's payload limit (RFC 6455 §5.5).
+constexpr std::size_t kMaxControlPayload = 125;
 // The longest single timer wait (keeps time arithmetic far from overflow).
 constexpr Duration kMaxWait = std::chrono::hours(24 * 365);
 
@@ -305,7 +307,8 @@ struct Conn {
   beast::flat_buffer buffer;
   std::deque<std::string> outbox;  // frames to write, in order
   bool writing = false;            // an async_write is pending
-  bool ping_in_flight = false;     // an async_ping is pending
+  bool control_in_flight = false;  // an async_ping or async_pong is pending
+  std::optional<std::string> pending_pong;  // sent when the control slot frees
   bool open = false;               // the WebSocket handshake completed
   bool login_sent = false;         // login frames queued (login_ok expected)
 };
@@ -928,7 +931,12 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
         subs_.on_unsubscribed(what.key, now);
         break;
       case FrameKind::heartbeat:
-        if (!what.reply.empty()) send(c, std::move(what.reply));
+        if (what.reply.empty()) return;
+        if (what.reply_as_pong && what.reply.size() <= kMaxControlPayload) {
+          send_pong(c, std::move(what.reply));
+        } else {
+          send(c, std::move(what.reply));
+        }
         return;
       case FrameKind::notice:
         notices_.fetch_add(1, std::memory_order_relaxed);
@@ -987,13 +995,11 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
     if (options_.ping_interval == std::chrono::milliseconds::zero()) return;
     arm(ping_timer_, clock_.now() + options_.ping_interval, [this, c] {
       if (!current(c)) return;
-      if (!c->ping_in_flight) {
-        c->ping_in_flight = true;
+      if (!c->control_in_flight) {
+        c->control_in_flight = true;
         c->with_ws([&](auto& ws) {
           ws.async_ping({}, wrap([this, c](const beast::error_code& ec) {
-                          c->ping_in_flight = false;
-                          if (!current(c)) return;
-                          if (ec) drop(GapReason::network, clock_.now());
+                          control_done(c, ec);
                         }));
         });
         // One deadline at a time: it runs from the oldest unanswered ping.
@@ -1009,6 +1015,34 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
       }
       schedule_ping(c);
     });
+  }
+
+  // Sends a WebSocket pong carrying `payload` (a heartbeat answer). Beast
+  // allows one ping or pong at a time: a pong that finds the slot busy waits
+  // for it (a newer one replaces it).
+  void send_pong(const ConnPtr& c, std::string payload) {
+    if (!current(c)) return;
+    if (c->control_in_flight) {
+      c->pending_pong = std::move(payload);
+      return;
+    }
+    c->control_in_flight = true;
+    frames_out_.fetch_add(1, std::memory_order_relaxed);
+    c->with_ws([&](auto& ws) {
+      ws.async_pong(websocket::ping_data(payload.data(), payload.size()),
+                    wrap([this, c](const beast::error_code& ec) {
+                      control_done(c, ec);
+                    }));
+    });
+  }
+
+  void control_done(const ConnPtr& c, const beast::error_code& ec) {
+    c->control_in_flight = false;
+    if (!current(c)) return;
+    if (ec) return drop(GapReason::network, clock_.now());
+    if (c->pending_pong) {
+      send_pong(c, *std::exchange(c->pending_pong, std::nullopt));
+    }
   }
 
   bool pong_armed() const { return pong_deadline_seq_ == pong_timer_.seq; }

@@ -91,6 +91,9 @@ struct Classified {
   std::string key;     // for subscription replies
   std::string reason;  // for rejects and notices; must hold no secret
   std::string reply;   // for heartbeat: the frame to send back
+  // For heartbeat: send `reply` as a WebSocket pong frame (its payload, at
+  // most 125 bytes; longer goes as text) instead of a text frame.
+  bool reply_as_pong = false;
 };
 
 // The broker's wire protocol. Every method runs on the client's strand.
