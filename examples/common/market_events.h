@@ -118,9 +118,9 @@ enum class Side : std::uint8_t { unknown, buy, sell };  // the aggressor
 struct Trade {
   Symbol symbol;
   ExchangeTime time;
-  Price price;                                   // > 0
-  std::int64_t volume = 0;                       // this trade, >= 0
-  std::optional<std::int64_t> cumulative_volume; // the venue's, this session
+  Price price;                                    // > 0
+  std::int64_t volume = 0;                        // this trade, >= 0
+  std::optional<std::int64_t> cumulative_volume;  // the venue's, this session
   Side aggressor = Side::unknown;
 };
 
@@ -180,6 +180,24 @@ std::optional<std::int32_t> parse_hhmmss(std::string_view text) noexcept;
 // Returns the date as the integer YYYYMMDD for "YYYYMMDD" (month 1-12, day
 // 1-31), or nullopt for anything else.
 std::optional<std::int32_t> parse_yyyymmdd(std::string_view text) noexcept;
+
+// What a negative price in a book level means.
+enum class PriceSign : std::uint8_t {
+  reject,    // an error (KIS: prices are plain)
+  absolute,  // the sign is relative to the previous close (Kiwoom): |price|
+};
+
+enum class FieldError : std::uint8_t { none, price, quantity };
+
+// Reads one book level from its price and quantity texts; an empty text is
+// 0 (an empty level). Returns which field is bad, if any. Never allocates.
+FieldError read_level(std::string_view price, std::string_view quantity,
+                      PriceSign sign, Level& level) noexcept;
+
+// Reads a quantity that may be absent: empty text gives nullopt, a
+// non-negative integer its value. Returns false for anything else.
+bool read_optional_quantity(std::string_view text,
+                            std::optional<std::int64_t>& out) noexcept;
 
 // Appends `text` to `out` for a log or error message: at most `max_bytes`,
 // control characters and quotes replaced by '?'. For server text only (a
