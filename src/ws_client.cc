@@ -3,7 +3,9 @@
 // src/ws_client.cc: feedkit::WsClient on Boost.Beast (feedkit/ws_client.h).
 //
 // Structure: WsClient owns a shared_ptr<Impl>. All of Impl's state lives on
-// one strand of the caller's io_context; public methods post to it. Each
+// one strand of the caller's io_context (internal::StrandClient, shared with
+// MqttClient: timers, counted operations, stop()); public methods post to
+// it. Each
 // connection attempt gets a fresh Conn (resolver + websocket stream, plain or
 // TLS): a handler captures the Impl and its Conn, and does nothing when that
 // Conn is no longer the current one, so no completion of an old connection
@@ -65,121 +67,27 @@
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "internal/strand_client.h"
+#include "internal/url.h"
 
 namespace feedkit {
 
-namespace internal {
+namespace {
 
-// A ws:// or wss:// URL taken apart.
-struct WsUrl {
-  bool tls = false;
-  std::string host;         // without brackets for IPv6 literals
-  std::string port;         // digits
-  std::string host_header;  // Host header value (brackets, port if not default)
-  std::string target;       // path and query, starting with '/'
-};
+const internal::UrlScheme kWsSchemes[] = {{"ws", "80", false},
+                                          {"wss", "443", true}};
 
 // Returns the URL's parts, or kInvalidArgument naming the part that could
-// not be read. Messages quote the scheme, host or port, never the path or
-// query (which may carry a token).
-absl::StatusOr<WsUrl> parse_ws_url(std::string_view url) {
-  auto invalid = [](auto&&... parts) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("WsClientOptions::url ", parts...));
-  };
-  WsUrl out;
-  const std::size_t sep = url.find("://");
-  if (sep == std::string_view::npos) {
-    return invalid("must start with ws:// or wss://");
-  }
-  std::string scheme(url.substr(0, sep));
-  for (char& ch : scheme)
-    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  if (scheme == "ws") {
-    out.tls = false;
-  } else if (scheme == "wss") {
-    out.tls = true;
-  } else {
-    return invalid("scheme must be ws or wss, got \"", scheme.substr(0, 16),
-                   "\"");
-  }
-  std::string_view rest = url.substr(sep + 3);
-  const std::size_t end = rest.find_first_of("/?#");
-  const std::string_view authority = rest.substr(0, end);
-  std::string_view target =
-      end == std::string_view::npos ? std::string_view() : rest.substr(end);
-  if (authority.find('@') != std::string_view::npos) {
-    return invalid("must not carry user information (user:password@)");
-  }
-  std::string_view host;
-  std::string_view port;
-  if (!authority.empty() && authority.front() == '[') {
-    const std::size_t close = authority.find(']');
-    if (close == std::string_view::npos)
-      return invalid("has an unterminated IPv6 host");
-    host = authority.substr(1, close - 1);
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return invalid("has junk after the IPv6 host");
-      port = after.substr(1);
-      if (port.empty()) return invalid("has an empty port");
-    }
-  } else {
-    const std::size_t colon = authority.rfind(':');
-    host = authority.substr(0, colon);
-    if (colon != std::string_view::npos) {
-      port = authority.substr(colon + 1);
-      if (port.empty()) return invalid("has an empty port");
-    }
-  }
-  if (host.empty()) return invalid("has no host");
-  for (char ch : host) {
-    if (std::isspace(static_cast<unsigned char>(ch)) || ch == '/' ||
-        ch == '\\') {
-      return invalid("host \"", std::string(host.substr(0, 64)),
-                     "\" is not a host name");
-    }
-  }
-  if (!port.empty()) {
-    unsigned long value = 0;  // NOLINT(runtime/int)
-    for (char ch : port) {
-      if (ch < '0' || ch > '9' || value > 65535) {
-        return invalid("port \"", std::string(port.substr(0, 16)),
-                       "\" is not a number in 1..65535");
-      }
-      value = value * 10 +
-              static_cast<unsigned long>(ch - '0');  // NOLINT(runtime/int)
-    }
-    if (value < 1 || value > 65535) {
-      return invalid("port \"", std::string(port.substr(0, 16)),
-                     "\" is not in 1..65535");
-    }
-  }
-  const char* const default_port = out.tls ? "443" : "80";
-  out.host = std::string(host);
-  out.port = port.empty() ? std::string(default_port) : std::string(port);
-  const bool ipv6 = out.host.find(':') != std::string::npos;
-  out.host_header = ipv6 ? absl::StrCat("[", out.host, "]") : out.host;
-  if (out.port != default_port)
-    absl::StrAppend(&out.host_header, ":", out.port);
-  if (const std::size_t hash = target.find('#');
-      hash != std::string_view::npos) {
-    target = target.substr(0, hash);
-  }
-  // Built as a temporary and moved in: assigning a literal to a std::string
-  // here makes g++ 12 -O3 report a false -Wrestrict (GCC PR 105329).
-  out.target = target.empty()          ? std::string(1, '/')
-               : target.front() == '?' ? absl::StrCat("/", std::string(target))
-                                       : std::string(target);
-  return out;
+// not be read (never the path or query, which may carry a token).
+absl::StatusOr<internal::ParsedUrl> parse_ws_url(std::string_view url) {
+  return internal::parse_url(url, "WsClientOptions::url", kWsSchemes);
 }
 
-}  // namespace internal
+}  // namespace
 
 absl::Status WsClientOptions::validate() const {
-  if (absl::StatusOr<internal::WsUrl> parsed = internal::parse_ws_url(url);
+  if (absl::StatusOr<internal::ParsedUrl> parsed = parse_ws_url(url);
       !parsed.ok()) {
     return parsed.status();
   }
@@ -256,7 +164,7 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
-using Strand = net::strand<net::io_context::executor_type>;
+using internal::Strand;
 using PlainWs = websocket::stream<beast::tcp_stream>;
 using TlsWs = websocket::stream<beast::ssl_stream<beast::tcp_stream>>;
 
@@ -264,8 +172,6 @@ using TlsWs = websocket::stream<beast::ssl_stream<beast::tcp_stream>>;
 constexpr Duration kStopCloseTimeout = std::chrono::seconds(1);
 // A WebSocket control frame's payload limit (RFC 6455 §5.5).
 constexpr std::size_t kMaxControlPayload = 125;
-// The longest single timer wait (keeps time arithmetic far from overflow).
-constexpr Duration kMaxWait = std::chrono::hours(24 * 365);
 
 // One connection attempt: its resolver and a fresh stream. Touched only on
 // the strand.
@@ -309,29 +215,29 @@ struct Conn {
   bool writing = false;            // an async_write is pending
   bool control_in_flight = false;  // an async_ping or async_pong is pending
   std::optional<std::string> pending_pong;  // sent when the control slot frees
-  bool open = false;               // the WebSocket handshake completed
-  bool login_sent = false;         // login frames queued (login_ok expected)
+  bool open = false;                        // the WebSocket handshake completed
+  bool login_sent = false;  // login frames queued (login_ok expected)
 };
 using ConnPtr = std::shared_ptr<Conn>;
 
 }  // namespace
 
-class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
+class WsClient::Impl : public internal::StrandClient<WsClient::Impl> {
  public:
-  Impl(net::io_context& ioc, WsClientOptions options, internal::WsUrl url,
+  using Base = internal::StrandClient<WsClient::Impl>;
+
+  Impl(net::io_context& ioc, WsClientOptions options, internal::ParsedUrl url,
        std::unique_ptr<ssl::context> tls_context,
        std::unique_ptr<Protocol> protocol, CredentialsProvider credentials,
        WsClientCallbacks callbacks, Clock& clock, Backoff backoff,
        CircuitBreaker breaker, SubscriptionSet subs)
-      : ioc_(ioc),
-        strand_(net::make_strand(ioc)),
+      : Base(ioc, clock, callbacks.on_state),
         options_(std::move(options)),
         url_(std::move(url)),
         tls_context_(std::move(tls_context)),
         protocol_(std::move(protocol)),
         credentials_(std::move(credentials)),
         callbacks_(std::move(callbacks)),
-        clock_(clock),
         backoff_(std::move(backoff)),
         breaker_(std::move(breaker)),
         subs_(std::move(subs)),
@@ -344,12 +250,8 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
         subs_timer_(strand_),
         stable_timer_(strand_),
         refresh_timer_(strand_),
-        close_timer_(strand_) {
-    state_since_ = clock_.now();
-    snapshot_.state = ConnectionState::disconnected;
-    snapshot_.subscriptions = subs_.stats();
-    snapshot_.breaker = breaker_.stats(state_since_);
-    snapshot_.backoff = backoff_.stats();
+        close_timer_(strand_, /*runs_while_stopping=*/true) {
+    publish();
   }
 
   // --- Public entry points (any thread): post to the strand. ---------------
@@ -394,135 +296,26 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
   }
 
   WsClientStats stats() const {
-    WsClientStats s;
-    SteadyTime since;
-    {
-      std::lock_guard lock(mu_);
-      s = snapshot_;
-      since = snapshot_state_since_;
-    }
-    s.time_in_state = std::max(Duration::zero(), clock_.now() - since);
-    s.frames_in = frames_in_.load(std::memory_order_relaxed);
-    s.frames_out = frames_out_.load(std::memory_order_relaxed);
-    s.data_frames = data_frames_.load(std::memory_order_relaxed);
-    s.parse_errors = parse_errors_.load(std::memory_order_relaxed);
-    s.late_frames_discarded = late_frames_.load(std::memory_order_relaxed);
+    WsClientStats s = snapshot_.load(clock_.now(), frames_);
     s.notices = notices_.load(std::memory_order_relaxed);
     return s;
   }
 
- private:
-  struct Timer {
-    explicit Timer(const Strand& strand) : timer(strand) {}
-    net::steady_timer timer;
-    std::uint64_t seq = 0;  // bumped by every arm and cancel
-  };
-
-  template <class F>
-  void post(F f) {
-    net::post(strand_, [self = shared_from_this(), f = std::move(f)]() mutable {
-      f(*self);
-    });
-  }
-
-  // Returns `f` bound to the strand and counted in pending_ops_ until it has
-  // run. Every asynchronous operation of the client goes through here.
-  template <class F>
-  auto wrap(F f) {
-    ++pending_ops_;
-    return net::bind_executor(
-        strand_,
-        [self = shared_from_this(), f = std::move(f)](auto&&... args) mutable {
-          --self->pending_ops_;
-          f(std::forward<decltype(args)>(args)...);
-          self->maybe_finish_stop();
-        });
-  }
-
-  // Arms `t` to run `f` on the strand at `at` (clock_'s time, converted to a
-  // wait so that an injected clock cannot make it spin). A later arm or
-  // cancel() voids the wait, even one that has already completed.
-  template <class F>
-  void arm(Timer& t, SteadyTime at, F f) {
-    if (stopping_ && &t != &close_timer_) return;
-    const std::uint64_t seq = ++t.seq;
-    const SteadyTime now = clock_.now();
-    const Duration wait =
-        at <= now ? Duration::zero() : std::min(kMaxWait, at - now);
-    t.timer.expires_after(wait);
-    t.timer.async_wait(wrap([this, &t, seq, f = std::move(f)](
-                                const boost::system::error_code& ec) mutable {
-      if (ec || seq != t.seq) return;
-      f();
-    }));
-  }
-
-  void cancel(Timer& t) {
-    ++t.seq;
-    t.timer.cancel();
-  }
-
-  void cancel_connection_timers() {
-    cancel(phase_timer_);
-    cancel(login_timer_);
-    cancel(idle_timer_);
-    cancel(ping_timer_);
-    cancel(pong_timer_);
-    cancel(subs_timer_);
-    cancel(stable_timer_);
-  }
-
-  bool current(const ConnPtr& c) const { return c && c == conn_ && !stopping_; }
-
-  void set_state(ConnectionState to) {
-    if (to == state_) return;
-    const ConnectionState from = state_;
-    state_ = to;
-    state_since_ = clock_.now();
-    publish();  // stats() agrees with the state on_state reports
-    if (callbacks_.on_state) callbacks_.on_state(from, to);
-  }
+  // --- StrandClient hooks (strand). -----------------------------------------
 
   // Copies the strand-side counters into the snapshot stats() returns.
   void publish() {
-    const SteadyTime now = clock_.now();
-    std::lock_guard lock(mu_);
-    WsClientStats& s = snapshot_;
-    s = counters_;  // the strand's counters; the rest below
+    WsClientStats s = counters_;  // the strand's counters; the rest below
     s.state = state_;
-    snapshot_state_since_ = state_since_;
     s.epoch = gaps_.epoch().current();
     s.subscriptions = subs_.stats();
-    s.breaker = breaker_.stats(now);
+    s.breaker = breaker_.stats(clock_.now());
     s.backoff = backoff_.stats();
+    snapshot_.store(s, state_since_);
   }
 
-  // --- Lifecycle -----------------------------------------------------------
-
-  void do_start() {
-    if (stopping_ || started_) return;
-    started_ = true;
-    const SteadyTime now = clock_.now();
-    const SteadyTime at = backoff_.first_attempt_at(now);
-    attempt_started_ = now;
-    if (at > now) {
-      set_state(ConnectionState::backoff);
-      arm(backoff_timer_, at, [this] { attempt(); });
-      publish();
-      return;
-    }
-    attempt();
-  }
-
-  void do_stop(std::function<void()> done) {
-    if (done) dones_.push_back(std::move(done));
-    if (state_ == ConnectionState::stopped) {
-      run_dones();
-      return;
-    }
-    if (stopping_) return;
-    stopping_ = true;
-    work_.reset();  // a provider that never answers must not keep run() going
+  // Cancels every timer and closes the connection (stop() was processed).
+  void on_stop_started() {
     const SteadyTime now = clock_.now();
     cancel_connection_timers();
     cancel(backoff_timer_);
@@ -551,21 +344,36 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
         c->close_socket();
       }
     }
-    maybe_finish_stop();
   }
 
-  void maybe_finish_stop() {
-    if (!stopping_ || pending_ops_ != 0 || state_ == ConnectionState::stopped)
+ private:
+  void cancel_connection_timers() {
+    cancel(phase_timer_);
+    cancel(login_timer_);
+    cancel(idle_timer_);
+    cancel(ping_timer_);
+    cancel(pong_timer_);
+    cancel(subs_timer_);
+    cancel(stable_timer_);
+  }
+
+  bool current(const ConnPtr& c) const { return c && c == conn_ && !stopping_; }
+
+  // --- Lifecycle -----------------------------------------------------------
+
+  void do_start() {
+    if (stopping_ || started_) return;
+    started_ = true;
+    const SteadyTime now = clock_.now();
+    const SteadyTime at = backoff_.first_attempt_at(now);
+    attempt_started_ = now;
+    if (at > now) {
+      set_state(ConnectionState::backoff);
+      arm(backoff_timer_, at, [this] { attempt(); });
+      publish();
       return;
-    set_state(ConnectionState::stopped);
-    publish();
-    run_dones();
-  }
-
-  void run_dones() {
-    std::vector<std::function<void()>> dones = std::move(dones_);
-    dones_.clear();
-    for (auto& done : dones) done();
+    }
+    attempt();
   }
 
   // --- Connecting ----------------------------------------------------------
@@ -576,8 +384,9 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
     permit_ = breaker_.try_acquire(now);
     if (!permit_) {
       ++counters_.breaker_rejections;
-      const Duration wait = std::clamp<Duration>(
-          breaker_.retry_after(now), std::chrono::milliseconds(1), kMaxWait);
+      const Duration wait = std::clamp<Duration>(breaker_.retry_after(now),
+                                                 std::chrono::milliseconds(1),
+                                                 internal::kMaxWait);
       set_state(ConnectionState::backoff);
       arm(backoff_timer_, now + wait, [this] { attempt(); });
       publish();
@@ -689,15 +498,6 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
 
   // --- Credentials ---------------------------------------------------------
 
-  void hold_work() {
-    ++fetches_outstanding_;
-    if (!work_) work_.emplace(net::make_work_guard(ioc_));
-  }
-  void release_work() {
-    if (fetches_outstanding_ > 0) --fetches_outstanding_;
-    if (fetches_outstanding_ == 0) work_.reset();
-  }
-
   // Calls the provider; its answer comes back to on_credentials() on the
   // strand, from whatever thread calls `done`.
   void request_credentials(const ConnPtr& c) {
@@ -709,19 +509,11 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
       publish();
     }
     const std::uint64_t seq = ++credentials_seq_;
-    hold_work();
-    std::weak_ptr<Impl> weak = weak_from_this();
     std::weak_ptr<Conn> weak_conn = c;
-    credentials_(
-        force, [weak, weak_conn, seq](absl::StatusOr<Credentials> result) {
-          std::shared_ptr<Impl> self = weak.lock();
-          if (!self) return;
-          net::post(self->strand_, [self, weak_conn, seq,
-                                    result = std::move(result)]() mutable {
-            self->release_work();
-            self->on_credentials(weak_conn.lock(), seq, std::move(result));
-          });
-        });
+    fetch_credentials(credentials_, force,
+                      [this, weak_conn, seq](absl::StatusOr<Credentials> r) {
+                        on_credentials(weak_conn.lock(), seq, std::move(r));
+                      });
   }
 
   void on_credentials(const ConnPtr& c, std::uint64_t seq,
@@ -744,16 +536,13 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
   // one refresh per max(auth_refresh_cooldown, 1 s), so a provider that
   // keeps returning near-expired credentials cannot make it spin).
   void arm_refresh() {
-    const SteadyTime expires = credentials_value_.expires_at;
-    if (expires == SteadyTime::max()) {
+    const SteadyTime at = internal::next_refresh_time(
+        credentials_value_.expires_at, options_.refresh_lead,
+        options_.auth_refresh_cooldown, last_refresh_request_);
+    if (at == SteadyTime::max()) {
       cancel(refresh_timer_);
       return;
     }
-    const Duration floor = std::max<Duration>(options_.auth_refresh_cooldown,
-                                              std::chrono::seconds(1));
-    SteadyTime at = expires - options_.refresh_lead;
-    if (last_refresh_request_ != SteadyTime{})
-      at = std::max(at, last_refresh_request_ + floor);
     arm(refresh_timer_, at, [this] { refresh_credentials(); });
   }
 
@@ -763,24 +552,17 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
     ++counters_.credential_refreshes;
     publish();
     const std::uint64_t seq = ++refresh_seq_;
-    hold_work();
-    std::weak_ptr<Impl> weak = weak_from_this();
-    credentials_(true, [weak, seq](absl::StatusOr<Credentials> result) {
-      std::shared_ptr<Impl> self = weak.lock();
-      if (!self) return;
-      net::post(self->strand_,
-                [self, seq, result = std::move(result)]() mutable {
-                  self->release_work();
-                  if (self->stopping_ || seq != self->refresh_seq_) return;
-                  ++self->refresh_seq_;
-                  // Used from the next subscribe frame and the next connect on;
-                  // a failed refresh keeps the old credentials and tries again
-                  // later.
-                  if (result.ok())
-                    self->credentials_value_ = *std::move(result);
-                  self->arm_refresh();
-                });
-    });
+    fetch_credentials(credentials_, true,
+                      [this, seq](absl::StatusOr<Credentials> result) {
+                        if (stopping_ || seq != refresh_seq_) return;
+                        ++refresh_seq_;
+                        // Used from the next subscribe frame and the next
+                        // connect on; a failed refresh keeps the old
+                        // credentials and tries again later.
+                        if (result.ok())
+                          credentials_value_ = *std::move(result);
+                        arm_refresh();
+                      });
   }
 
   // --- Logged in, subscriptions --------------------------------------------
@@ -862,8 +644,7 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
 
   void on_read(const ConnPtr& c, const beast::error_code& ec) {
     if (!current(c)) {
-      if (!ec && !stopping_)
-        late_frames_.fetch_add(1, std::memory_order_relaxed);
+      if (!ec && !stopping_) internal::FrameCounters::bump(frames_.late_frames);
       return;
     }
     if (ec) {
@@ -872,7 +653,7 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
         reason = GapReason::server_close;
       } else if (ec == websocket::error::message_too_big ||
                  ec == websocket::error::buffer_overflow) {
-        parse_errors_.fetch_add(1, std::memory_order_relaxed);
+        internal::FrameCounters::bump(frames_.parse_errors);
         reason = GapReason::protocol_error;
       } else if (ec == websocket::condition::protocol_violation) {
         reason = GapReason::protocol_error;
@@ -881,7 +662,7 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
     }
     const SteadyTime now = clock_.now();
     last_frame_at_ = now;
-    frames_in_.fetch_add(1, std::memory_order_relaxed);
+    internal::FrameCounters::bump(frames_.frames_in);
     const auto bytes = c->buffer.cdata();
     handle_frame(
         c,
@@ -897,11 +678,11 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
       case FrameKind::data:
         if (state_ == ConnectionState::subscribing ||
             state_ == ConnectionState::live) {
-          data_frames_.fetch_add(1, std::memory_order_relaxed);
+          internal::FrameCounters::bump(frames_.data_frames);
           callbacks_.on_data(frame, now, epoch_);
         } else {
           // Before login_ok the frame belongs to no epoch yet: discarded.
-          late_frames_.fetch_add(1, std::memory_order_relaxed);
+          internal::FrameCounters::bump(frames_.late_frames);
         }
         return;
       case FrameKind::login_ok:
@@ -947,7 +728,7 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
       case FrameKind::ignore:
         return;
       case FrameKind::malformed:
-        parse_errors_.fetch_add(1, std::memory_order_relaxed);
+        internal::FrameCounters::bump(frames_.parse_errors);
         return;
     }
     drive();  // a subscription reply: send what is due, maybe go live
@@ -971,7 +752,7 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
                        c->writing = false;
                        if (!current(c)) return;
                        if (ec) return drop(GapReason::network, clock_.now());
-                       frames_out_.fetch_add(1, std::memory_order_relaxed);
+                       internal::FrameCounters::bump(frames_.frames_out);
                        c->outbox.pop_front();
                        if (!c->outbox.empty()) write_next(c);
                      }));
@@ -1027,7 +808,7 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
       return;
     }
     c->control_in_flight = true;
-    frames_out_.fetch_add(1, std::memory_order_relaxed);
+    internal::FrameCounters::bump(frames_.frames_out);
     c->with_ws([&](auto& ws) {
       ws.async_pong(websocket::ping_data(payload.data(), payload.size()),
                     wrap([this, c](const beast::error_code& ec) {
@@ -1077,15 +858,12 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
 
   // --- State (strand only unless noted) --------------------------------------
 
-  net::io_context& ioc_;
-  Strand strand_;
   const WsClientOptions options_;
-  const internal::WsUrl url_;
+  const internal::ParsedUrl url_;
   const std::unique_ptr<ssl::context> tls_context_;
   const std::unique_ptr<Protocol> protocol_;
   const CredentialsProvider credentials_;
   const WsClientCallbacks callbacks_;
-  Clock& clock_;
 
   Backoff backoff_;
   CircuitBreaker breaker_;
@@ -1093,24 +871,22 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
   GapTracker gaps_;
   std::vector<SubscriptionAction> actions_;
 
-  Timer phase_timer_;    // connect_timeout, then handshake_timeout
-  Timer backoff_timer_;  // next attempt (backoff or breaker wait)
-  Timer login_timer_;
-  Timer idle_timer_;
-  Timer ping_timer_;
-  Timer pong_timer_;
-  Timer subs_timer_;     // SubscriptionSet::next_action_time()
-  Timer stable_timer_;   // live for stable_after → Backoff::report_stable()
-  Timer refresh_timer_;  // credentials refresh before expiry
-  Timer close_timer_;    // caps stop()'s close handshake
+  internal::StrandTimer
+      phase_timer_;  // connect_timeout, then handshake_timeout
+  internal::StrandTimer
+      backoff_timer_;  // next attempt (backoff or breaker wait)
+  internal::StrandTimer login_timer_;
+  internal::StrandTimer idle_timer_;
+  internal::StrandTimer ping_timer_;
+  internal::StrandTimer pong_timer_;
+  internal::StrandTimer subs_timer_;  // SubscriptionSet::next_action_time()
+  internal::StrandTimer
+      stable_timer_;  // live for stable_after → Backoff::report_stable()
+  internal::StrandTimer refresh_timer_;  // credentials refresh before expiry
+  internal::StrandTimer close_timer_;    // caps stop()'s close handshake
 
   ConnPtr conn_;
-  ConnectionState state_ = ConnectionState::disconnected;
-  SteadyTime state_since_{};
   bool started_ = false;
-  bool stopping_ = false;
-  std::size_t pending_ops_ = 0;
-  std::vector<std::function<void()>> dones_;
   std::optional<CircuitBreaker::Permit> permit_;
   SteadyTime attempt_started_{};
   SteadyTime last_frame_at_{};
@@ -1123,20 +899,12 @@ class WsClient::Impl : public std::enable_shared_from_this<WsClient::Impl> {
   bool force_refresh_next_ = false;
   SteadyTime last_forced_refresh_{};
   SteadyTime last_refresh_request_{};
-  std::size_t fetches_outstanding_ = 0;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
 
   WsClientStats counters_;  // the strand's counters (published by publish())
 
   // Read by stats() from any thread.
-  mutable std::mutex mu_;
-  WsClientStats snapshot_ ABSL_GUARDED_BY(mu_);
-  SteadyTime snapshot_state_since_ ABSL_GUARDED_BY(mu_){};
-  std::atomic<std::uint64_t> frames_in_{0};
-  std::atomic<std::uint64_t> frames_out_{0};
-  std::atomic<std::uint64_t> data_frames_{0};
-  std::atomic<std::uint64_t> parse_errors_{0};
-  std::atomic<std::uint64_t> late_frames_{0};
+  internal::StatsSnapshot<WsClientStats> snapshot_;
+  internal::FrameCounters frames_;
   std::atomic<std::uint64_t> notices_{0};
 };
 
@@ -1153,7 +921,7 @@ absl::StatusOr<std::shared_ptr<WsClient>> WsClient::create(
   if (!callbacks.on_data)
     return absl::InvalidArgumentError(
         "WsClient::create: callbacks.on_data is empty");
-  absl::StatusOr<internal::WsUrl> url = internal::parse_ws_url(options.url);
+  absl::StatusOr<internal::ParsedUrl> url = parse_ws_url(options.url);
   if (!url.ok()) return url.status();
   std::unique_ptr<ssl::context> tls_context;
   if (url->tls) {
