@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// src/internal/strand_client.h: what every feed client's Impl (WsClient,
+// MqttClient) needs to live on one strand of the caller's io_context. Not API.
+//
+//   StrandClient<Derived>  CRTP base of a client's Impl: the strand, the
+//                          injected clock, timers whose stale waits are void
+//                          (sequence numbers), every asynchronous operation
+//                          counted so that stop() knows when nothing of the
+//                          client runs any more, the `done` callbacks of
+//                          stop(), a work guard while a credentials fetch is
+//                          outstanding, and the state with its on_state call.
+//   StatsSnapshot<Stats>   what stats() returns from any thread: the strand's
+//                          counters copied under a mutex.
+//   FrameCounters          the per-frame counters, atomics bumped on the hot
+//                          path (possibly off the strand) and read by stats().
+//   next_refresh_time()    when to refresh credentials before they expire.
+//
+// Derived must provide, all called on the strand:
+//   void publish();          copy its counters into its StatsSnapshot
+//   void on_stop_started();  close its transport (stop() was just processed)
+//
+// Thread safety: everything but StatsSnapshot and FrameCounters is used on
+// the strand only.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>  // std::mutex, not absl::Mutex: Debian builds Abseil without TSan hooks
+#include <optional>
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "feedkit/clock.h"
+#include "feedkit/connection.h"
+
+namespace feedkit::internal {
+
+namespace net = boost::asio;
+using Strand = net::strand<net::io_context::executor_type>;
+
+// The longest single timer wait (keeps time arithmetic far from overflow).
+inline constexpr Duration kMaxWait = std::chrono::hours(24 * 365);
+
+// A timer on the client's strand. Every arm and cancel bumps `seq`, so a
+// wait that has already completed but not yet run is void too.
+struct StrandTimer {
+  // `runs_while_stopping`: may be armed after stop() (to bound a close).
+  explicit StrandTimer(const Strand& strand, bool runs_while_stopping = false)
+      : timer(strand), runs_while_stopping(runs_while_stopping) {}
+  net::steady_timer timer;
+  std::uint64_t seq = 0;
+  const bool runs_while_stopping;
+};
+
+// Returns when to refresh credentials that expire at `expires`: `lead`
+// before, but at most one refresh per max(cooldown, 1 s) after the last one
+// (`last_request`, or SteadyTime{} for none), so a provider that keeps
+// returning nearly expired credentials cannot make the client spin. Returns
+// SteadyTime::max() for credentials that never expire.
+inline SteadyTime next_refresh_time(SteadyTime expires, Duration lead,
+                                    Duration cooldown,
+                                    SteadyTime last_request) {
+  if (expires == SteadyTime::max()) return SteadyTime::max();
+  const Duration floor = std::max<Duration>(cooldown, std::chrono::seconds(1));
+  SteadyTime at = expires - lead;
+  if (last_request != SteadyTime{}) at = std::max(at, last_request + floor);
+  return at;
+}
+
+// The counters bumped per frame. Relaxed atomics: each is a count on its own.
+struct FrameCounters {
+  std::atomic<std::uint64_t> frames_in{0};
+  std::atomic<std::uint64_t> frames_out{0};
+  std::atomic<std::uint64_t> data_frames{0};
+  std::atomic<std::uint64_t> parse_errors{0};
+  std::atomic<std::uint64_t> late_frames{0};
+
+  static void bump(std::atomic<std::uint64_t>& counter) {
+    counter.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // Copies the counts into `s`.
+  void fill(ConnectionStats& s) const {
+    s.frames_in = frames_in.load(std::memory_order_relaxed);
+    s.frames_out = frames_out.load(std::memory_order_relaxed);
+    s.data_frames = data_frames.load(std::memory_order_relaxed);
+    s.parse_errors = parse_errors.load(std::memory_order_relaxed);
+    s.late_frames_discarded = late_frames.load(std::memory_order_relaxed);
+  }
+};
+
+// The last published stats and the time the state was entered. Thread-safe.
+template <class Stats>
+class StatsSnapshot {
+ public:
+  void store(const Stats& stats, SteadyTime state_since) {
+    std::lock_guard lock(mu_);
+    stats_ = stats;
+    state_since_ = state_since;
+  }
+
+  // Returns the stats with time_in_state at `now` and the frame counters.
+  Stats load(SteadyTime now, const FrameCounters& frames) const {
+    Stats s;
+    SteadyTime since;
+    {
+      std::lock_guard lock(mu_);
+      s = stats_;
+      since = state_since_;
+    }
+    s.time_in_state = std::max(Duration::zero(), now - since);
+    frames.fill(s);
+    return s;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+  SteadyTime state_since_ ABSL_GUARDED_BY(mu_){};
+};
+
+template <class Derived>
+class StrandClient : public std::enable_shared_from_this<Derived> {
+ public:
+  StrandClient(net::io_context& ioc, Clock& clock,
+               std::function<void(ConnectionState, ConnectionState)> on_state)
+      : ioc_(ioc),
+        strand_(net::make_strand(ioc)),
+        clock_(clock),
+        on_state_(std::move(on_state)),
+        state_since_(clock.now()) {}
+
+  // Posts `f(derived)` to the strand, keeping the client alive until it ran.
+  // Any thread.
+  template <class F>
+  void post(F f) {
+    net::post(strand_, [self = this->shared_from_this(),
+                        f = std::move(f)]() mutable { f(*self); });
+  }
+
+  // Runs stop(): closes the transport (Derived::on_stop_started), cancels
+  // nothing else (Derived does), and calls `done` once nothing of the client
+  // runs any more; later calls' `done` run once stopping has finished.
+  void do_stop(std::function<void()> done) {
+    if (done) dones_.push_back(std::move(done));
+    if (state_ == ConnectionState::stopped) {
+      run_dones();
+      return;
+    }
+    if (stopping_) return;
+    stopping_ = true;
+    work_.reset();  // a provider that never answers must not keep run() going
+    derived().on_stop_started();
+    maybe_finish_stop();
+  }
+
+ protected:
+  Derived& derived() { return static_cast<Derived&>(*this); }
+
+  // Returns `f` bound to the strand and counted in pending_ops_ until it has
+  // run. Every asynchronous operation of the client goes through here.
+  template <class F>
+  auto wrap(F f) {
+    ++pending_ops_;
+    return net::bind_executor(strand_,
+                              [self = this->shared_from_this(),
+                               f = std::move(f)](auto&&... args) mutable {
+                                --self->pending_ops_;
+                                f(std::forward<decltype(args)>(args)...);
+                                self->maybe_finish_stop();
+                              });
+  }
+
+  // Arms `t` to run `f` on the strand at `at` (clock_'s time, converted to a
+  // wait so that an injected clock cannot make it spin). A later arm or
+  // cancel() voids the wait, even one that has already completed. Does
+  // nothing once stopping, unless `t` runs while stopping.
+  template <class F>
+  void arm(StrandTimer& t, SteadyTime at, F f) {
+    if (stopping_ && !t.runs_while_stopping) return;
+    const std::uint64_t seq = ++t.seq;
+    const SteadyTime now = clock_.now();
+    const Duration wait =
+        at <= now ? Duration::zero() : std::min(kMaxWait, at - now);
+    t.timer.expires_after(wait);
+    t.timer.async_wait(wrap([this, &t, seq, f = std::move(f)](
+                                const boost::system::error_code& ec) mutable {
+      if (ec || seq != t.seq) return;
+      f();
+    }));
+  }
+
+  void cancel(StrandTimer& t) {
+    ++t.seq;
+    t.timer.cancel();
+  }
+
+  // Moves to `to`, publishes (so stats() agrees with what on_state reports)
+  // and calls on_state.
+  void set_state(ConnectionState to) {
+    if (to == state_) return;
+    const ConnectionState from = state_;
+    state_ = to;
+    state_since_ = clock_.now();
+    derived().publish();
+    if (on_state_) on_state_(from, to);
+  }
+
+  // Calls `provider(force, done)`; its answer comes back to
+  // `on_answer(result)` on the strand, from whatever thread calls `done`
+  // (a second `done` is posted too: on_answer must ignore it). Until the
+  // answer arrives the io_context is kept running, unless stop() comes first.
+  template <class F>
+  void fetch_credentials(const CredentialsProvider& provider, bool force,
+                         F on_answer) {
+    ++fetches_outstanding_;
+    if (!work_) work_.emplace(net::make_work_guard(ioc_));
+    std::weak_ptr<Derived> weak = this->weak_from_this();
+    provider(force, [weak, on_answer](absl::StatusOr<Credentials> result) {
+      std::shared_ptr<Derived> self = weak.lock();
+      if (!self) return;
+      net::post(self->strand_,
+                [self, on_answer, result = std::move(result)]() mutable {
+                  if (self->fetches_outstanding_ > 0)
+                    --self->fetches_outstanding_;
+                  if (self->fetches_outstanding_ == 0) self->work_.reset();
+                  on_answer(std::move(result));
+                });
+    });
+  }
+
+  net::io_context& ioc_;
+  Strand strand_;
+  Clock& clock_;
+  const std::function<void(ConnectionState, ConnectionState)> on_state_;
+  ConnectionState state_ = ConnectionState::disconnected;
+  SteadyTime state_since_{};
+  bool stopping_ = false;
+
+ private:
+  void maybe_finish_stop() {
+    if (!stopping_ || pending_ops_ != 0 || state_ == ConnectionState::stopped)
+      return;
+    set_state(ConnectionState::stopped);
+    derived().publish();
+    run_dones();
+  }
+
+  void run_dones() {
+    std::vector<std::function<void()>> dones = std::move(dones_);
+    dones_.clear();
+    for (auto& done : dones) done();
+  }
+
+  std::size_t pending_ops_ = 0;
+  std::vector<std::function<void()>> dones_;
+  std::size_t fetches_outstanding_ = 0;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
+};
+
+}  // namespace feedkit::internal
