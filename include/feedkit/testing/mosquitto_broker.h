@@ -12,7 +12,9 @@
 //   users empty      anonymous clients, everything allowed (no auth at all)
 //   users given      only those users, with their passwords (else CONNACK 5,
 //                    "not authorised"); each may use the topics listed for
-//                    it (a subscription outside them gets SUBACK 0x80)
+//                    it: a subscription outside them gets SUBACK 0x80, a
+//                    publish outside them is dropped (a QoS 1 one is still
+//                    acknowledged)
 //
 // Users and topic rules are enforced by mosquitto's dynamic-security plugin
 // (shipped in the mosquitto package): mosquitto 2.0.11's classic acl_file
@@ -21,8 +23,9 @@
 // salted PBKDF2-SHA512 hashes (the format of mosquitto_passwd); no password
 // ever appears in a file, a command line, a log or an error.
 //
-// start() returns once the broker logged that it runs and its port accepts
-// connections, or an error carrying the tail of mosquitto's log. mosquitto is
+// start() and restart() block until the broker logged that it runs and its
+// port accepts connections (tens of milliseconds), or return an error
+// carrying the tail of mosquitto's log. mosquitto is
 // never left behind: the destructor kills and reaps it, and the process is
 // started with PR_SET_PDEATHSIG from a thread this object owns, so the kernel
 // kills it if the test process dies first (a crash, a ctest timeout). It
@@ -55,23 +58,25 @@ namespace feedkit::testing {
 // One topic rule of a user: what the user may do with topics matching
 // `filter`.
 struct MosquittoTopicRule {
-  std::string filter;     // MQTT topic filter; '+' and a final '#' allowed
+  std::string filter{};   // MQTT topic filter; '+' and a final '#' allowed
   bool publish = true;    // may publish to topics matching `filter`
   bool subscribe = true;  // may subscribe with filters that `filter` covers
 };
 
 struct MosquittoUser {
-  std::string name;      // MQTT user name: non-empty, printable
-  std::string password;  // any bytes; stored hashed only
+  std::string name{};      // MQTT user name: non-empty, printable
+  std::string password{};  // any bytes; stored hashed only
   // What the user may do; a user receives every message its subscriptions
   // match. Empty: publish and subscribe anywhere ("#").
-  std::vector<MosquittoTopicRule> topics;
+  std::vector<MosquittoTopicRule> topics{};
 };
 
+// Every member has an initializer, so designated initializers may name any
+// subset (g++'s -Wmissing-field-initializers).
 struct MosquittoBrokerOptions {
   // Empty: anonymous clients, no authentication. Otherwise only these users
   // may connect (names unique).
-  std::vector<MosquittoUser> users;
+  std::vector<MosquittoUser> users{};
   // mosquitto's max_packet_size, in bytes: a client sending a larger packet
   // is disconnected. 0: mosquitto's default (no limit beyond the protocol's).
   std::size_t max_packet_size = 0;
@@ -81,13 +86,13 @@ struct MosquittoBrokerOptions {
   // true: log every packet (log_type all). Slows floods down noticeably.
   bool verbose_log = false;
   // Lines appended verbatim to mosquitto.conf (no newline inside a line).
-  std::vector<std::string> extra_config;
+  std::vector<std::string> extra_config{};
   // The mosquitto executable. Empty: /usr/sbin/mosquitto, else `mosquitto`
   // on PATH.
-  std::string binary;
+  std::string binary{};
   // The dynamic-security plugin (used when `users` is not empty). Empty:
   // Debian's path, /usr/lib/<multiarch>/mosquitto_dynamic_security.so.
-  std::string dynsec_plugin;
+  std::string dynsec_plugin{};
   // How long start() and restart() wait for the broker to accept
   // connections. Must be > 0.
   Duration start_timeout = std::chrono::seconds(10);
@@ -127,8 +132,10 @@ class MosquittoBroker {
 
   // Sends SIGKILL and reaps the process: every connection drops at once, no
   // DISCONNECT or will is sent. Returns at once if it is not running.
+  // Blocks until the process is gone.
   void kill();
-  // Sends SIGTERM and waits up to 5 s for mosquitto to exit (then SIGKILL).
+  // Sends SIGTERM and waits up to 5 s for mosquitto to exit (then SIGKILL):
+  // mosquitto closes its connections and logs "terminating". Blocks.
   void stop();
   // Starts mosquitto again with the same config on the same port (the
   // listener sets SO_REUSEADDR, so connections the old process left in
