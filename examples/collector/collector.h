@@ -15,8 +15,10 @@
 // A gap line is written for every GapEvent, in order with the data, with the
 // number of the old connection's events the queue dropped before it.
 //
-// Thread safety: on_event() and on_gap() belong to one feed thread at a time
-// (the client's strand or callback thread); run() to one consumer thread;
+// Thread safety: on_event() and on_gap() share one Dispatcher producer: they
+// must never run concurrently (WsClient calls both on its strand; MqttClient
+// calls on_message on Paho's thread and on_gap on its strand, serialized by
+// its own mutex, which is enough); run() belongs to one consumer thread;
 // request_stop() is async-signal-safe and callable from anywhere.
 //
 // Example (see examples/kis/kis_collector.cc):
