@@ -63,56 +63,40 @@ std::int64_t steady_ns() {
       .count();
 }
 
-// Appends one unmasked, final WebSocket text frame (server → client).
-void append_text_frame_header(std::string& out, std::size_t n) {
-  out.push_back(static_cast<char>(0x81));
+// Appends one unmasked, final WebSocket text frame (server → client) whose
+// payload `write_payload(out)` appends, without a temporary: the payload is
+// written after a 2-byte header, which is widened in place when the payload
+// is 126 bytes or more.
+template <class WritePayload>
+void append_text_frame_with(std::string& out, WritePayload&& write_payload) {
+  const std::size_t at = out.size();
+  out.append(2, '\0');
+  write_payload(out);
+  const std::size_t n = out.size() - at - 2;
+  out[at] = static_cast<char>(0x81);
   if (n < 126) {
-    out.push_back(static_cast<char>(n));
-  } else if (n <= 0xFFFF) {
-    out.push_back(static_cast<char>(126));
-    out.push_back(static_cast<char>((n >> 8) & 0xFF));
-    out.push_back(static_cast<char>(n & 0xFF));
+    out[at + 1] = static_cast<char>(n);
+    return;
+  }
+  char header[9];  // 127 and a 64-bit length
+  std::size_t len = 0;
+  if (n <= 0xFFFF) {
+    header[len++] = static_cast<char>(126);
+    header[len++] = static_cast<char>((n >> 8) & 0xFF);
+    header[len++] = static_cast<char>(n & 0xFF);
   } else {
-    out.push_back(static_cast<char>(127));
+    header[len++] = static_cast<char>(127);
     for (int shift = 56; shift >= 0; shift -= 8) {
-      out.push_back(
-          static_cast<char>((static_cast<std::uint64_t>(n) >> shift) & 0xFF));
+      header[len++] =
+          static_cast<char>((static_cast<std::uint64_t>(n) >> shift) & 0xFF);
     }
   }
+  out.replace(at + 1, 1, header, len);
 }
 
 void append_text_frame(std::string& out, std::string_view payload) {
-  append_text_frame_header(out, payload.size());
-  out.append(payload);
+  append_text_frame_with(out, [&](std::string& o) { o.append(payload); });
 }
-
-// Appends the frame "DATA <key> <seq> t=<sent_ns>" without a temporary.
-void append_data_frame(std::string& out, std::string_view key,
-                       std::uint64_t seq, std::int64_t sent_ns) {
-  char seq_buf[24];
-  char ns_buf[24];
-  const std::size_t seq_len = static_cast<std::size_t>(
-      std::to_chars(seq_buf, seq_buf + sizeof(seq_buf), seq).ptr - seq_buf);
-  const std::size_t ns_len = static_cast<std::size_t>(
-      std::to_chars(ns_buf, ns_buf + sizeof(ns_buf), sent_ns).ptr - ns_buf);
-  append_text_frame_header(out, 5 + key.size() + 1 + seq_len + 3 + ns_len);
-  out.append("DATA ");
-  out.append(key);
-  out.push_back(' ');
-  out.append(seq_buf, seq_len);
-  out.append(" t=");
-  out.append(ns_buf, ns_len);
-}
-
-// The frames send_malformed() cycles through; LineProtocol classifies each
-// as malformed.
-constexpr std::string_view kMalformed[] = {
-    "DATA A not-a-number t=0",  // DATA with a bad sequence number
-    "GARBAGE",                  // unknown verb
-    "",                         // empty frame
-    "ACK",                      // a reply without its key
-    "DATA",                     // DATA without fields
-};
 
 // A stream layer between Beast's WebSocket stream and the socket (or TLS
 // stream) that buffers every write in user space and keeps exactly one socket
@@ -174,10 +158,9 @@ class CoalescingStream {
   std::string& out() { return out_; }
   std::size_t buffered() const { return out_.size() + inflight_.size(); }
   bool discarding() const { return discard_; }
-  void set_discard(bool discard) {
-    discard_ = discard;
-    if (discard) out_.clear();
-  }
+  // Bytes buffered before discarding began still go out: they were sent as
+  // far as the server is concerned (and logged so).
+  void set_discard(bool discard) { discard_ = discard; }
 
   // Starts a socket write of everything buffered, unless one is running.
   void flush() {
@@ -228,16 +211,18 @@ void async_teardown(beast::role_type role, CoalescingStream<Next>& stream,
 
 class SessionBase;
 
-// A stream() in progress: publishes DATA frames for `key` at a fixed rate.
+// A stream() in progress: publishes data frames for `key` at a fixed rate.
 struct StreamJob {
   StreamJob(net::io_context& ioc, std::string k)
       : key(std::move(k)), timer(ioc) {}
   std::string key;
-  Duration period{0};
+  Duration period{0};  // per record, at rate multiplier 1
   bool unlimited = true;
-  std::size_t remaining = 0;
+  std::size_t remaining = 0;  // records
+  std::uint64_t frames = 0;   // published so far (indexes the pattern)
   SteadyTime next_due;
   net::steady_timer timer;
+  std::uint64_t generation = 0;  // a timer wait of an older one is stale
   bool stopped = false;
 };
 
@@ -246,7 +231,10 @@ struct StreamJob {
 // Everything below runs on the server thread unless it says it locks `mu_`.
 class FaultyWsServer::Impl {
  public:
-  explicit Impl(FaultyWsServerOptions options) : options_(std::move(options)) {}
+  explicit Impl(FaultyWsServerOptions options)
+      : options_(std::move(options)),
+        dialect_(options_.dialect ? options_.dialect
+                                  : std::make_shared<LineDialect>()) {}
 
   absl::Status open();
   void run_thread();
@@ -259,23 +247,37 @@ class FaultyWsServer::Impl {
   void do_accept();
   void on_accepted(internal::tcp::socket socket);
   void on_session_end(internal::SessionBase* session, bool was_open);
-  void publish(const std::string& key);
+  void publish(const std::string& key, std::size_t records);
   void start_stream(std::string key, double frames_per_second,
                     std::size_t count);
   void tick(const std::shared_ptr<internal::StreamJob>& job);
+  void arm(const std::shared_ptr<internal::StreamJob>& job);
+  std::size_t records_for_next_frame(const internal::StreamJob& job) const;
+  void start_burst(double multiplier, Duration duration);
   void stop_streams_io();
   std::vector<std::shared_ptr<internal::SessionBase>> live_sessions() const;
+  // Returns the open sessions other than `except` that hold the account.
+  std::vector<std::shared_ptr<internal::SessionBase>> account_holders(
+      const internal::SessionBase* except) const;
 
   // --- Locks mu_ -------------------------------------------------------------
   void changed() {  // with mu_ held
     ++version_;
     cv_.notify_all();
   }
+  // With mu_ held: whether `secret` is accepted at `now`.
+  bool secret_accepted(const std::string& secret, SteadyTime now) const {
+    if (any_secret_) return true;
+    auto it = secrets_.find(secret);
+    return it != secrets_.end() && now < it->second;
+  }
   void record(std::size_t connection, std::string frame);
   void count_handshake();
   void count_refused();
 
   FaultyWsServerOptions options_;
+  // The wire format; used on the server thread only.
+  const std::shared_ptr<ServerDialect> dialect_;
   std::uint16_t port_ = 0;
 
   mutable std::mutex mu_;
@@ -285,13 +287,17 @@ class FaultyWsServer::Impl {
   // Script.
   HandshakeMode handshake_mode_ = HandshakeMode::accept;
   Duration handshake_delay_{0};
-  std::string accepted_secret_;
+  bool any_secret_ = true;                     // no secret check at all
+  std::map<std::string, SteadyTime> secrets_;  // accepted, until
   bool keeps_subscriptions_ = false;
   std::size_t max_subscriptions_ = 0;
   std::map<std::string, std::string> rejects_;
   bool answer_subscriptions_ = true;
   bool answer_logins_ = true;
   Duration app_ping_{0};
+  std::size_t max_missed_pings_ = 0;
+  SessionConflict conflict_ = SessionConflict::none;
+  SteadyTime occupied_until_{};                        // occupy_account()
   std::map<std::string, std::set<std::string>> kept_;  // secret → keys held
   // Observation.
   std::size_t connections_accepted_ = 0;
@@ -299,6 +305,7 @@ class FaultyWsServer::Impl {
   std::size_t handshakes_refused_ = 0;
   std::size_t open_sessions_ = 0;
   std::vector<std::vector<std::string>> received_;
+  std::deque<ConnectionLog> logs_;  // per connection; stable addresses
 
   std::atomic<bool> stopping_{false};
 
@@ -312,7 +319,13 @@ class FaultyWsServer::Impl {
   internal::tcp::acceptor acceptor_{ioc_};
   std::vector<std::shared_ptr<internal::SessionBase>> sessions_;
   std::map<std::string, std::shared_ptr<internal::StreamJob>> streams_;
-  std::map<std::string, std::uint64_t> last_seq_;  // per key, server-wide
+  std::map<std::string, std::uint64_t, std::less<>>
+      last_seq_;                                 // per key, server-wide
+  std::vector<std::size_t> records_pattern_{1};  // set_records_per_frame()
+  double rate_multiplier_ = 1.0;                 // burst()
+  std::uint64_t burst_generation_ = 0;
+  internal::net::steady_timer burst_timer_{ioc_};
+  std::string frame_;  // publish(): the frame every subscriber gets
   std::thread thread_;
 };
 
@@ -325,9 +338,10 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
  public:
   using Impl = FaultyWsServer::Impl;
 
-  SessionBase(Impl& server, std::size_t index)
+  SessionBase(Impl& server, std::size_t index, ConnectionLog& log)
       : server_(server),
         index_(index),
+        log_(log),
         ping_timer_(server.ioc_),
         delay_timer_(server.ioc_) {}
   virtual ~SessionBase() = default;
@@ -345,9 +359,12 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
   // Returns true once the upgrade was accepted and until the session ends or
   // starts closing: the sessions the actions apply to.
   bool selectable() const { return upgraded_ && !ended_ && !closing_; }
-  bool holds(const std::string& key) const {
-    return subs_.count(key) != 0 && muted_.count(key) == 0;
+  bool holds(std::string_view key) const {
+    return subs_.find(key) != subs_.end() && muted_.find(key) == muted_.end();
   }
+  std::size_t index() const { return index_; }
+  // Whether the session holds the account (see SessionConflict).
+  bool holds_account() const { return claimed_ && selectable(); }
   // The broker silently lost `key`: no frame, no more data until a new SUB.
   void lose(const std::string& key) { subs_.erase(key); }
   // The broker stops sending `key` here for good, SUB answered as usual.
@@ -359,11 +376,18 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
     internal::append_text_frame(open_ ? out() : pre_open_, text);
     if (open_) flush();
   }
+  // Sends a reply of the dialect's, unless it has no such frame ("").
+  void reply(std::string_view text) {
+    if (!text.empty()) send(text);
+  }
 
-  void send_data(const std::string& key, std::uint64_t seq,
-                 std::int64_t sent_ns) {
+  // Sends `frame` (a complete WebSocket frame holding `records` records of
+  // `key` from `first_seq` on) unless stalled or too far behind; logs it.
+  void send_data_frame(std::string_view key, std::string_view frame,
+                       std::uint64_t first_seq, std::size_t records) {
     if (!can_send() || buffered() > kStreamMaxBuffered) return;
-    internal::append_data_frame(open_ ? out() : pre_open_, key, seq, sent_ns);
+    (open_ ? out() : pre_open_).append(frame);
+    log_data(key, first_seq, records, 1);
     if (open_) flush();
   }
 
@@ -375,13 +399,36 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
   }
   void clear_floods() { floods_.clear(); }
 
-  void stall() {
-    if (ended_) return;
+  void send_malformed(std::size_t count) {
+    if (!can_send()) return;
+    for (std::size_t i = 0; i < count; ++i) {
+      send(server_.dialect_->malformed(malformed_sent_++));
+    }
+    std::lock_guard<std::mutex> lock(server_.mu_);
+    log_.malformed_sent += count;
+  }
+
+  // Stalls until resume() with the same generation (see stall_all()).
+  std::uint64_t stall() {
+    if (ended_) return stall_generation_;
     stalled_ = true;
     floods_.clear();
-    pre_open_.clear();
     stop_pings();
     set_discard(true);
+    return ++stall_generation_;
+  }
+  void resume(std::uint64_t generation) {
+    if (!stalled_ || generation != stall_generation_ || ended_ || closing_) {
+      return;
+    }
+    stalled_ = false;
+    set_discard(false);
+    Duration interval;
+    {
+      std::lock_guard<std::mutex> lock(server_.mu_);
+      interval = server_.app_ping_;
+    }
+    restart_pings(interval);
   }
 
   void restart_pings(Duration interval) {
@@ -390,6 +437,27 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
     if (interval > Duration::zero() && open_ && can_send()) {
       schedule_ping(ping_generation_);
     }
+  }
+
+  // Another session took the account over: tells this one and closes it.
+  void kick() {
+    claimed_ = false;
+    reply(server_.dialect_->kicked());
+    close_ws();
+  }
+  // The secret this session presented was revoked: tells it and closes it.
+  void expire() {
+    claimed_ = false;
+    reply(server_.dialect_->token_expired());
+    close_ws();
+  }
+
+  // A WebSocket pong or a text answer to a ping arrived.
+  void count_heartbeat() {
+    unanswered_pings_ = 0;
+    std::lock_guard<std::mutex> lock(server_.mu_);
+    ++log_.heartbeats_received;
+    server_.changed();
   }
 
  protected:
@@ -406,11 +474,17 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
   void pump() {
     if (!open_ || !can_send() || floods_.empty()) return;
     bool wrote = false;
+    ServerDialect& dialect = *server_.dialect_;
     while (!floods_.empty() && buffered() < kFloodHighWater) {
       Flood& f = floods_.front();
-      for (int i = 0; i < 256 && f.next != f.end; ++i) {
-        internal::append_data_frame(out(), f.key, f.next++, steady_ns());
+      const std::uint64_t first = f.next;
+      for (int i = 0; i < 256 && f.next != f.end; ++i, ++f.next) {
+        const std::int64_t now = steady_ns();
+        internal::append_text_frame_with(out(), [&](std::string& o) {
+          dialect.append_data(o, f.key, f.next, 1, now);
+        });
       }
+      log_data(f.key, first, f.next - first, f.next - first);
       wrote = true;
       if (f.next == f.end) floods_.pop_front();
     }
@@ -463,6 +537,7 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
 
   Impl& server_;
   const std::size_t index_;
+  ConnectionLog& log_;  // in server_.logs_; guarded by server_.mu_
   net::steady_timer ping_timer_;
   net::steady_timer delay_timer_;
   bool upgraded_ = false;  // the 101 response is on its way
@@ -477,6 +552,32 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
     std::uint64_t next;
     std::uint64_t end;
   };
+  // How a login or a secret-carrying subscribe may take the account.
+  enum class Claim { granted, in_use, granted_then_kicked };
+
+  void on_login(const ClientRequest& request,
+                std::vector<std::string>& replies);
+  void on_subscribe(const ClientRequest& request,
+                    std::vector<std::string>& replies);
+  void on_unsubscribe(const ClientRequest& request,
+                      std::vector<std::string>& replies);
+  // Decides whether this session may hold the account as `secret` (already
+  // accepted), with server_.mu_ held; collects the sessions to kick.
+  Claim claim(const std::string& secret, SteadyTime now);
+
+  void log_data(std::string_view key, std::uint64_t first_seq,
+                std::uint64_t records, std::uint64_t frames) {
+    std::lock_guard<std::mutex> lock(server_.mu_);
+    auto it = log_.data.find(key);
+    if (it == log_.data.end()) {
+      it = log_.data.emplace(std::string(key), SentKeyLog{}).first;
+    }
+    SentKeyLog& k = it->second;
+    if (k.records == 0) k.first_seq = first_seq;
+    k.frames += frames;
+    k.records += records;
+    k.last_seq = first_seq + records - 1;
+  }
 
   void stop_pings() {
     ++ping_generation_;
@@ -488,75 +589,190 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
     ping_timer_.async_wait(
         [self = shared_from_this(), this, generation](beast::error_code ec) {
           if (ec || generation != ping_generation_ || !can_send()) return;
-          send(absl::StrCat("PING ", ++pings_sent_));
+          std::size_t max_missed = 0;
+          {
+            std::lock_guard<std::mutex> lock(server_.mu_);
+            max_missed = server_.max_missed_pings_;
+          }
+          if (max_missed != 0 && unanswered_pings_ >= max_missed) {
+            reply(server_.dialect_->missed_pings());
+            return close_ws();
+          }
+          ++unanswered_pings_;
+          const std::string ping = server_.dialect_->ping(++pings_sent_);
+          if (!ping.empty()) {
+            send(ping);
+            std::lock_guard<std::mutex> lock(server_.mu_);
+            ++log_.pings_sent;
+          }
           schedule_ping(generation);
         });
   }
 
-  std::string secret_;           // of the last accepted LOGIN
-  std::set<std::string> subs_;   // keys this connection holds
-  std::set<std::string> muted_;  // held keys it never sends (mute())
+  std::string secret_;    // of the last accepted login or subscribe
+  bool claimed_ = false;  // holds the account (see SessionConflict)
+  std::set<std::string, std::less<>> subs_;   // keys this connection holds
+  std::set<std::string, std::less<>> muted_;  // held keys it never sends
   std::deque<Flood> floods_;
   std::string pre_open_;  // frames queued before the upgrade completed
   Duration ping_interval_{0};
   std::uint64_t ping_generation_ = 0;
   std::uint64_t pings_sent_ = 0;
+  std::uint64_t unanswered_pings_ = 0;  // since the last heartbeat answer
+  std::uint64_t stall_generation_ = 0;
+  std::size_t malformed_sent_ = 0;
+  // Sessions a claim() decided to kick, once the replies are sent.
+  std::vector<std::shared_ptr<SessionBase>> to_kick_;
+  bool kick_self_ = false;
 };
 
 void SessionBase::on_frame(std::string frame) {
-  const std::string_view f = frame;
-  std::string reply;
-  if (f == "LOGIN" || f.substr(0, 6) == "LOGIN ") {
-    const std::string secret(f.size() > 6 ? f.substr(6) : std::string_view());
-    bool answer = true;
-    bool ok = false;
-    {
-      std::lock_guard<std::mutex> lock(server_.mu_);
-      answer = server_.answer_logins_;
-      ok = server_.accepted_secret_.empty() ||
-           server_.accepted_secret_ == secret;
-    }
-    if (answer) {
-      if (ok) secret_ = secret;
-      reply = ok ? "LOGIN_OK" : "AUTH_FAIL";
-    }
-  } else if (f.substr(0, 4) == "SUB " && f.size() > 4) {
-    const std::string key(f.substr(4));
-    std::lock_guard<std::mutex> lock(server_.mu_);
-    if (!server_.answer_subscriptions_) {
-      // No answer, no state change: the client's confirmation times out.
-    } else if (auto it = server_.rejects_.find(key);
-               it != server_.rejects_.end()) {
-      reply = absl::StrCat("REJECT ", key, " ", it->second);
-    } else if (subs_.count(key) != 0 ||
-               (server_.keeps_subscriptions_ &&
-                server_.kept_[secret_].count(key) != 0)) {
-      subs_.insert(key);
-      reply = absl::StrCat("ALREADY ", key);
-    } else if (server_.max_subscriptions_ != 0 &&
-               subs_.size() >= server_.max_subscriptions_) {
-      reply = absl::StrCat("MAXSUB ", key);
-    } else {
-      subs_.insert(key);
-      if (server_.keeps_subscriptions_) server_.kept_[secret_].insert(key);
-      reply = absl::StrCat("ACK ", key);
-    }
-  } else if (f.substr(0, 6) == "UNSUB " && f.size() > 6) {
-    const std::string key(f.substr(6));
-    subs_.erase(key);
-    {
-      std::lock_guard<std::mutex> lock(server_.mu_);
-      if (server_.keeps_subscriptions_) {
-        auto it = server_.kept_.find(secret_);
-        if (it != server_.kept_.end()) it->second.erase(key);
-      }
-    }
-    reply = absl::StrCat("UNACK ", key);
+  ClientRequest request = server_.dialect_->read(frame);
+  std::vector<std::string> replies;
+  switch (request.kind) {
+    case ClientRequest::Kind::login:
+      on_login(request, replies);
+      break;
+    case ClientRequest::Kind::subscribe:
+      on_subscribe(request, replies);
+      break;
+    case ClientRequest::Kind::unsubscribe:
+      on_unsubscribe(request, replies);
+      break;
+    case ClientRequest::Kind::heartbeat:
+      count_heartbeat();
+      break;
+    case ClientRequest::Kind::unknown:
+      replies.push_back(std::move(request.reply));
+      break;
   }
   // Recorded after the subscription state changed and before the answer is
   // sent, so a test that saw the frame recorded sees its effect.
   server_.record(index_, std::move(frame));
-  if (!reply.empty()) send(reply);
+  for (const std::string& r : replies) reply(r);
+  for (const auto& other : std::exchange(to_kick_, {})) other->kick();
+  if (std::exchange(kick_self_, false)) kick();
+}
+
+SessionBase::Claim SessionBase::claim(const std::string& secret,
+                                      SteadyTime now) {
+  const bool occupied = now < server_.occupied_until_;
+  const SessionConflict conflict = server_.conflict_;
+  if (conflict == SessionConflict::kick_incumbent) {
+    for (auto& other : server_.account_holders(this)) {
+      to_kick_.push_back(std::move(other));
+    }
+  } else if (occupied || (conflict == SessionConflict::reject_newcomer &&
+                          !server_.account_holders(this).empty())) {
+    return Claim::in_use;
+  }
+  secret_ = secret;
+  claimed_ = true;
+  return occupied ? Claim::granted_then_kicked : Claim::granted;
+}
+
+void SessionBase::on_login(const ClientRequest& request,
+                           std::vector<std::string>& replies) {
+  ServerDialect& dialect = *server_.dialect_;
+  const std::string secret = request.secret.value_or(std::string());
+  std::lock_guard<std::mutex> lock(server_.mu_);
+  if (!server_.answer_logins_) return;  // no answer, nothing changes
+  const SteadyTime now = SteadyClock::now();
+  if (!server_.secret_accepted(secret, now)) {
+    replies.push_back(dialect.login_failed());
+    return;
+  }
+  switch (claim(secret, now)) {
+    case Claim::in_use:
+      replies.push_back(dialect.login_in_use());
+      return;
+    case Claim::granted_then_kicked:
+      kick_self_ = true;
+      break;
+    case Claim::granted:
+      break;
+  }
+  replies.push_back(dialect.login_ok());
+}
+
+void SessionBase::on_subscribe(const ClientRequest& request,
+                               std::vector<std::string>& replies) {
+  std::lock_guard<std::mutex> lock(server_.mu_);
+  // No answer, no state change: the client's confirmation times out.
+  if (!server_.answer_subscriptions_) return;
+  std::optional<SubscribeOutcome> denied;
+  if (server_.dialect_->requires_login() && !claimed_) {
+    denied = SubscribeOutcome::auth_failed;
+  } else if (request.secret) {  // the broker carries the credential in requests
+    const SteadyTime now = SteadyClock::now();
+    if (!server_.secret_accepted(*request.secret, now)) {
+      denied = SubscribeOutcome::auth_failed;
+    } else if (!claimed_ || secret_ != *request.secret) {
+      switch (claim(*request.secret, now)) {
+        case Claim::in_use:
+          denied = SubscribeOutcome::in_use;
+          break;
+        case Claim::granted_then_kicked:
+          kick_self_ = true;
+          break;
+        case Claim::granted:
+          break;
+      }
+    }
+  }
+  std::set<std::string>& kept = server_.kept_[secret_];
+  std::vector<KeyOutcome> outcomes;
+  outcomes.reserve(request.keys.size());
+  for (const std::string& key : request.keys) {
+    KeyOutcome& o = outcomes.emplace_back();
+    o.key = key;
+    if (denied) {
+      o.outcome = *denied;
+    } else if (auto it = server_.rejects_.find(key);
+               it != server_.rejects_.end()) {
+      o.outcome = SubscribeOutcome::rejected;
+      o.reason = it->second;
+    } else if (subs_.count(key) != 0 ||
+               (server_.keeps_subscriptions_ && kept.count(key) != 0)) {
+      subs_.insert(key);
+      o.outcome = SubscribeOutcome::already;
+    } else if (server_.max_subscriptions_ != 0 &&
+               subs_.size() >= server_.max_subscriptions_) {
+      o.outcome = SubscribeOutcome::max_subscriptions;
+    } else {
+      subs_.insert(key);
+      if (server_.keeps_subscriptions_) kept.insert(key);
+      o.outcome = SubscribeOutcome::subscribed;
+    }
+  }
+  for (std::string& frame :
+       server_.dialect_->subscribe_replies(request, outcomes)) {
+    replies.push_back(std::move(frame));
+  }
+}
+
+void SessionBase::on_unsubscribe(const ClientRequest& request,
+                                 std::vector<std::string>& replies) {
+  std::vector<bool> held;
+  held.reserve(request.keys.size());
+  {
+    std::lock_guard<std::mutex> lock(server_.mu_);
+    // A broker that carries the credential in requests keeps subscriptions
+    // under it even before this connection presented it otherwise.
+    const std::string& account = request.secret ? *request.secret : secret_;
+    auto kept = server_.kept_.find(account);
+    for (const std::string& key : request.keys) {
+      bool was_held = subs_.erase(key) != 0;
+      if (server_.keeps_subscriptions_ && kept != server_.kept_.end()) {
+        was_held = kept->second.erase(key) != 0 || was_held;
+      }
+      held.push_back(was_held);
+    }
+  }
+  for (std::string& frame :
+       server_.dialect_->unsubscribe_replies(request, held)) {
+    replies.push_back(std::move(frame));
+  }
 }
 
 template <class Next>
@@ -565,8 +781,8 @@ class Session final : public SessionBase {
   static constexpr bool kTls = !std::is_same_v<Next, beast::tcp_stream>;
 
   template <class... Args>
-  Session(Impl& server, std::size_t index, Args&&... args)
-      : SessionBase(server, index), ws_(std::forward<Args>(args)...) {}
+  Session(Impl& server, std::size_t index, ConnectionLog& log, Args&&... args)
+      : SessionBase(server, index, log), ws_(std::forward<Args>(args)...) {}
 
   void start(HandshakeMode mode, Duration delay) override {
     ws_.next_layer().set_owner(weak_from_this(), [this] { pump(); });
@@ -671,6 +887,12 @@ class Session final : public SessionBase {
         websocket::stream_base::decorator([](websocket::response_type& res) {
           res.set(http::field::server, "FaultyWsServer");
         }));
+    // A pong frame answers a ping as well as a text echo does (KIS clients
+    // do either).
+    ws_.control_callback(
+        [this](websocket::frame_type kind, beast::string_view) {
+          if (kind == websocket::frame_type::pong) count_heartbeat();
+        });
     on_upgrading();
     ws_.async_accept(request_,
                      [self = shared_from_this(), this](beast::error_code ec) {
@@ -733,14 +955,15 @@ absl::Status FaultyWsServer::Impl::open() {
     }
   }
   const internal::tcp::endpoint endpoint(net::ip::make_address_v4("127.0.0.1"),
-                                         0);
+                                         options_.port);
   acceptor_.open(endpoint.protocol(), ec);
   if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) acceptor_.bind(endpoint, ec);
   if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
     return absl::UnavailableError(absl::StrCat(
-        "FaultyWsServer: cannot listen on 127.0.0.1: ", ec.message()));
+        "FaultyWsServer: cannot listen on 127.0.0.1:", options_.port, ": ",
+        ec.message()));
   }
   port_ = acceptor_.local_endpoint().port();
   work_.emplace(ioc_.get_executor());
@@ -800,10 +1023,13 @@ void FaultyWsServer::Impl::on_accepted(internal::tcp::socket socket) {
   std::size_t index = 0;
   HandshakeMode mode;
   Duration delay;
+  ConnectionLog* log = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
     index = connections_accepted_++;
     received_.emplace_back();
+    log = &logs_.emplace_back();
+    log->accepted_at = SteadyClock::now();
     mode = handshake_mode_;
     delay = handshake_delay_;
     changed();
@@ -812,10 +1038,10 @@ void FaultyWsServer::Impl::on_accepted(internal::tcp::socket socket) {
   if (ssl_) {
     session = std::make_shared<internal::Session<
         internal::beast::ssl_stream<internal::beast::tcp_stream>>>(
-        *this, index, std::move(socket), *ssl_);
+        *this, index, *log, std::move(socket), *ssl_);
   } else {
     session = std::make_shared<internal::Session<internal::beast::tcp_stream>>(
-        *this, index, std::move(socket));
+        *this, index, *log, std::move(socket));
   }
   sessions_.push_back(session);
   session->start(mode, delay);
@@ -831,11 +1057,10 @@ void FaultyWsServer::Impl::on_session_end(internal::SessionBase* session,
     keep = std::move(*it);
     sessions_.erase(it);
   }
-  if (was_open) {
-    std::lock_guard<std::mutex> lock(mu_);
-    --open_sessions_;
-    changed();
-  }
+  std::lock_guard<std::mutex> lock(mu_);
+  logs_[session->index()].ended_at = SteadyClock::now();
+  if (was_open) --open_sessions_;
+  changed();
 }
 
 std::vector<std::shared_ptr<internal::SessionBase>>
@@ -847,12 +1072,41 @@ FaultyWsServer::Impl::live_sessions() const {
   return out;
 }
 
-void FaultyWsServer::Impl::publish(const std::string& key) {
-  const std::uint64_t seq = ++last_seq_[key];
+std::vector<std::shared_ptr<internal::SessionBase>>
+FaultyWsServer::Impl::account_holders(
+    const internal::SessionBase* except) const {
+  std::vector<std::shared_ptr<internal::SessionBase>> out;
+  for (const auto& s : sessions_) {
+    if (s.get() != except && s->holds_account()) out.push_back(s);
+  }
+  return out;
+}
+
+void FaultyWsServer::Impl::publish(const std::string& key,
+                                   std::size_t records) {
+  std::uint64_t& last = last_seq_[key];
+  const std::uint64_t first = last + 1;
+  last += records;
+  frame_.clear();
   const std::int64_t now = internal::steady_ns();
   for (const auto& s : sessions_) {
-    if (s->selectable() && s->holds(key)) s->send_data(key, seq, now);
+    if (!s->selectable() || !s->holds(key)) continue;
+    // Encoded once, for the first session that gets it.
+    if (frame_.empty()) {
+      internal::append_text_frame_with(frame_, [&](std::string& out) {
+        dialect_->append_data(out, key, first, records, now);
+      });
+    }
+    s->send_data_frame(key, frame_, first, records);
   }
+}
+
+std::size_t FaultyWsServer::Impl::records_for_next_frame(
+    const internal::StreamJob& job) const {
+  std::size_t n = records_pattern_[job.frames % records_pattern_.size()];
+  n = std::clamp<std::size_t>(n, 1, dialect_->max_records_per_frame());
+  if (!job.unlimited) n = std::min(n, job.remaining);
+  return n;
 }
 
 void FaultyWsServer::Impl::start_stream(std::string key,
@@ -883,9 +1137,15 @@ void FaultyWsServer::Impl::tick(
   for (int burst = 0; burst < 10'000 && job->next_due <= now &&
                       (job->unlimited || job->remaining > 0);
        ++burst) {
-    publish(job->key);
-    job->next_due += job->period;
-    if (!job->unlimited) --job->remaining;
+    const std::size_t records = records_for_next_frame(*job);
+    publish(job->key, records);
+    ++job->frames;
+    Duration step = job->period * static_cast<Duration::rep>(records);
+    if (rate_multiplier_ != 1.0) {
+      step = std::chrono::duration_cast<Duration>(step / rate_multiplier_);
+    }
+    job->next_due += std::max(step, Duration(1));
+    if (!job->unlimited) job->remaining -= records;
   }
   if (!job->unlimited && job->remaining == 0) {
     if (auto it = streams_.find(job->key);
@@ -894,10 +1154,37 @@ void FaultyWsServer::Impl::tick(
     }
     return;
   }
+  arm(job);
+}
+
+void FaultyWsServer::Impl::arm(
+    const std::shared_ptr<internal::StreamJob>& job) {
+  const std::uint64_t generation = ++job->generation;
   job->timer.expires_at(job->next_due);
-  job->timer.async_wait([this, job](internal::beast::error_code ec) {
-    if (ec || stopping_) return;
-    tick(job);
+  job->timer.async_wait(
+      [this, job, generation](internal::beast::error_code ec) {
+        if (ec || stopping_ || generation != job->generation) return;
+        tick(job);
+      });
+}
+
+void FaultyWsServer::Impl::start_burst(double multiplier, Duration duration) {
+  rate_multiplier_ = multiplier;
+  const std::uint64_t generation = ++burst_generation_;
+  // The streams' next frames come sooner at once, not after the old period.
+  const SteadyTime now = SteadyClock::now();
+  for (auto& [key, job] : streams_) {
+    const auto step =
+        std::chrono::duration_cast<Duration>(job->period / multiplier);
+    if (job->next_due > now + step) {
+      job->next_due = now + step;
+      arm(job);
+    }
+  }
+  burst_timer_.expires_after(duration);
+  burst_timer_.async_wait([this, generation](internal::beast::error_code ec) {
+    if (ec || stopping_ || generation != burst_generation_) return;
+    rate_multiplier_ = 1.0;
   });
 }
 
@@ -907,6 +1194,8 @@ void FaultyWsServer::Impl::stop_streams_io() {
     job->timer.cancel();
   }
   streams_.clear();
+  burst_timer_.cancel();
+  rate_multiplier_ = 1.0;
 }
 
 void FaultyWsServer::Impl::record(std::size_t connection, std::string frame) {
@@ -958,7 +1247,55 @@ void FaultyWsServer::set_handshake(HandshakeMode mode, Duration delay) {
 
 void FaultyWsServer::set_accepted_secret(std::string secret) {
   std::lock_guard<std::mutex> lock(impl_->mu_);
-  impl_->accepted_secret_ = std::move(secret);
+  impl_->secrets_.clear();
+  impl_->any_secret_ = secret.empty();
+  if (!secret.empty()) impl_->secrets_[std::move(secret)] = SteadyTime::max();
+}
+
+void FaultyWsServer::add_accepted_secret(std::string secret,
+                                         SteadyTime expires_at) {
+  std::lock_guard<std::mutex> lock(impl_->mu_);
+  impl_->any_secret_ = false;
+  impl_->secrets_[std::move(secret)] = expires_at;
+}
+
+void FaultyWsServer::revoke_secrets() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu_);
+    impl_->any_secret_ = false;
+    impl_->secrets_.clear();
+  }
+  impl_->run_on_io([&] {
+    for (const auto& s : impl_->account_holders(nullptr)) s->expire();
+  });
+}
+
+void FaultyWsServer::set_session_conflict(SessionConflict conflict) {
+  std::lock_guard<std::mutex> lock(impl_->mu_);
+  impl_->conflict_ = conflict;
+}
+
+void FaultyWsServer::occupy_account(Duration duration) {
+  bool kick = false;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu_);
+    impl_->occupied_until_ = SteadyClock::now() + duration;
+    kick = impl_->conflict_ == SessionConflict::kick_incumbent;
+  }
+  if (!kick) return;
+  impl_->run_on_io([&] {
+    for (const auto& s : impl_->account_holders(nullptr)) s->kick();
+  });
+}
+
+void FaultyWsServer::set_max_missed_pings(std::size_t n) {
+  std::lock_guard<std::mutex> lock(impl_->mu_);
+  impl_->max_missed_pings_ = n;
+}
+
+void FaultyWsServer::set_records_per_frame(std::vector<std::size_t> pattern) {
+  if (pattern.empty()) pattern = {1};
+  impl_->run_on_io([&] { impl_->records_pattern_ = std::move(pattern); });
 }
 
 void FaultyWsServer::set_answer_logins(bool answer) {
@@ -1023,11 +1360,7 @@ void FaultyWsServer::flood(std::string key, std::size_t count) {
 
 void FaultyWsServer::send_malformed(std::size_t count) {
   impl_->run_on_io([&] {
-    for (const auto& s : impl_->live_sessions()) {
-      for (std::size_t i = 0; i < count; ++i) {
-        s->send(internal::kMalformed[i % std::size(internal::kMalformed)]);
-      }
-    }
+    for (const auto& s : impl_->live_sessions()) s->send_malformed(count);
   });
 }
 
@@ -1043,10 +1376,27 @@ void FaultyWsServer::reset_all() {
   });
 }
 
-void FaultyWsServer::stall_all() {
+void FaultyWsServer::stall_all(Duration resume_after) {
   impl_->run_on_io([&] {
-    for (const auto& s : impl_->sessions_) s->stall();
+    std::vector<std::pair<std::weak_ptr<internal::SessionBase>, std::uint64_t>>
+        stalled;
+    for (const auto& s : impl_->sessions_) stalled.emplace_back(s, s->stall());
+    if (resume_after <= Duration::zero()) return;
+    auto timer = std::make_shared<internal::net::steady_timer>(impl_->ioc_);
+    timer->expires_after(resume_after);
+    timer->async_wait([impl = impl_.get(), timer, stalled = std::move(stalled)](
+                          internal::beast::error_code ec) {
+      if (ec || impl->stopping_) return;
+      for (const auto& [weak, generation] : stalled) {
+        if (auto s = weak.lock()) s->resume(generation);
+      }
+    });
   });
+}
+
+void FaultyWsServer::burst(double multiplier, Duration duration) {
+  assert(multiplier > 0 && "burst(): multiplier must be > 0");
+  impl_->run_on_io([&] { impl_->start_burst(multiplier, duration); });
 }
 
 void FaultyWsServer::lose_subscription(std::string key) {
@@ -1104,6 +1454,26 @@ std::size_t FaultyWsServer::count_received(std::string_view prefix) const {
     }
   }
   return n;
+}
+
+ConnectionLog FaultyWsServer::connection_log(std::size_t connection) const {
+  std::lock_guard<std::mutex> lock(impl_->mu_);
+  if (connection >= impl_->logs_.size()) return {};
+  return impl_->logs_[connection];
+}
+
+std::vector<ConnectionLog> FaultyWsServer::connection_logs() const {
+  std::lock_guard<std::mutex> lock(impl_->mu_);
+  return {impl_->logs_.begin(), impl_->logs_.end()};
+}
+
+std::uint64_t FaultyWsServer::published(std::string_view key) const {
+  std::uint64_t last = 0;
+  impl_->run_on_io([&] {
+    auto it = impl_->last_seq_.find(key);
+    if (it != impl_->last_seq_.end()) last = it->second;
+  });
+  return last;
 }
 
 bool FaultyWsServer::wait_for(const std::function<bool()>& condition,
