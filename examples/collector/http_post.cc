@@ -10,6 +10,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <optional>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 
@@ -140,6 +141,16 @@ absl::StatusOr<HttpResponse> http_post_json(std::string_view url,
   ioc.run();
   if (ec) return failed("TLS handshake with " + u->host, ec);
   return exchange(ioc, stream, req);
+}
+
+feedkit::CredentialsProvider blocking_credentials(
+    std::function<absl::StatusOr<feedkit::Credentials>(bool force_refresh)>
+        fetch) {
+  return [fetch = std::move(fetch)](bool force_refresh, auto done) {
+    std::thread([fetch, force_refresh, done = std::move(done)] {
+      done(fetch(force_refresh));
+    }).detach();
+  };
 }
 
 }  // namespace examples

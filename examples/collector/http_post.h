@@ -16,12 +16,14 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "feedkit/connection.h"
 
 namespace examples {
 
@@ -42,5 +44,12 @@ struct HttpPostOptions {
 absl::StatusOr<HttpResponse> http_post_json(
     std::string_view url, std::string_view body,
     const HttpPostOptions& options = {});
+
+// Returns a CredentialsProvider that runs `fetch` (blocking: an
+// http_post_json() call and its parsing) on a thread of its own and hands
+// the result to the client from there, so the client's strand never waits.
+feedkit::CredentialsProvider blocking_credentials(
+    std::function<absl::StatusOr<feedkit::Credentials>(bool force_refresh)>
+        fetch);
 
 }  // namespace examples
