@@ -9,6 +9,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -146,9 +148,31 @@ absl::StatusOr<HttpResponse> http_post_json(std::string_view url,
 feedkit::CredentialsProvider blocking_credentials(
     std::function<absl::StatusOr<feedkit::Credentials>(bool force_refresh)>
         fetch) {
-  return [fetch = std::move(fetch)](bool force_refresh, auto done) {
-    std::thread([fetch, force_refresh, done = std::move(done)] {
-      done(fetch(force_refresh));
+  struct Cache {
+    std::mutex mu;
+    std::optional<feedkit::Credentials> last;
+  };
+  auto cache = std::make_shared<Cache>();
+  return [fetch = std::move(fetch), cache](bool force_refresh, auto done) {
+    {
+      std::lock_guard<std::mutex> lock(cache->mu);
+      if (cache->last && !force_refresh &&
+          cache->last->expires_at - feedkit::SteadyClock::now() >
+              std::chrono::minutes(1)) {
+        return done(*cache->last);
+      }
+    }
+    std::thread([fetch, cache, force_refresh, done = std::move(done)] {
+      absl::StatusOr<feedkit::Credentials> result = fetch(force_refresh);
+      {
+        std::lock_guard<std::mutex> lock(cache->mu);
+        if (result.ok()) {
+          cache->last = *result;
+        } else {
+          cache->last.reset();
+        }
+      }
+      done(std::move(result));
     }).detach();
   };
 }

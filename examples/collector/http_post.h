@@ -48,6 +48,9 @@ absl::StatusOr<HttpResponse> http_post_json(
 // Returns a CredentialsProvider that runs `fetch` (blocking: an
 // http_post_json() call and its parsing) on a thread of its own and hands
 // the result to the client from there, so the client's strand never waits.
+// The last credentials are reused while they have more than a minute left
+// and no refresh is forced (a rejection): one REST call per key lifetime,
+// not per reconnect, as the brokers' own samples do.
 feedkit::CredentialsProvider blocking_credentials(
     std::function<absl::StatusOr<feedkit::Credentials>(bool force_refresh)>
         fetch);

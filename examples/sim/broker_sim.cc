@@ -284,7 +284,9 @@ void BrokerSim::apply(const FaultCommand& command, double speed) {
       server.reset_all();
       break;
     case FaultAction::keep_subscriptions:
-      server.set_keeps_subscriptions(command.on);
+      // Ghosts: the old session's keys outlive it, so even a client that
+      // unsubscribes first is answered ALREADY IN SUBSCRIBE (the incident).
+      server.set_keeps_subscriptions(command.on, /*ghosts=*/true);
       break;
     case FaultAction::max_subscriptions:
       server.set_max_subscriptions(command.count);
@@ -352,7 +354,8 @@ std::string BrokerSim::report_jsonl() const {
     }
     absl::StrAppend(&out, R"(,"pings_sent":)", log.pings_sent,
                     R"(,"heartbeats_received":)", log.heartbeats_received,
-                    R"(,"malformed_sent":)", log.malformed_sent, "}\n");
+                    R"(,"malformed_sent":)", log.malformed_sent,
+                    R"(,"already_answers":)", log.already_answers, "}\n");
   }
   for (const SentRecord& r : report()) {
     absl::StrAppend(&out, R"({"type":"sent","connection":)", r.connection,
