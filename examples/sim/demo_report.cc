@@ -392,7 +392,6 @@ absl::StatusOr<DemoReport> analyze_demo(std::string_view sim_record,
       const std::uint64_t span = sent.last_seq - sent.first_seq + 1;
       view.trades_sent += sent.records;
       t.sent += sent.records;
-      // Exact unless a stall resumed on the connection (then an upper bound).
       t.sent_volume += volume_between(sent.first_seq - 1, sent.last_seq);
       const std::vector<TradeLine>* got = nullptr;
       if (view.epoch) {
@@ -444,7 +443,10 @@ absl::StatusOr<DemoReport> analyze_demo(std::string_view sim_record,
           j.missing_trades = trade.seq - prev - 1;
           j.missing_volume = volume_between(prev, trade.seq - 1);
           j.not_sent = hole >= j.missing_trades;
-          if (j.not_sent) hole -= j.missing_trades;
+          if (j.not_sent) {  // never sent: not in the sent volume either
+            hole -= j.missing_trades;
+            t.sent_volume -= j.missing_volume;
+          }
           t.lost_connected += j.missing_trades;
           report.jumps.push_back(std::move(j));
         }
