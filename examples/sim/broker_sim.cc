@@ -100,7 +100,11 @@ absl::Status BrokerSimOptions::validate() const {
 }
 
 BrokerSim::BrokerSim(BrokerSimOptions options)
-    : options_(std::move(options)), started_at_(SteadyClock::now()) {
+    : options_(std::move(options)),
+      started_at_(SteadyClock::now()),
+      started_unix_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count()) {
   std::random_device device;
   rng_state_ = (static_cast<std::uint64_t>(device()) << 32) ^ device();
 }
@@ -180,7 +184,7 @@ std::string BrokerSim::ready_line() const {
       R"({"event":"ready","broker":")", std::string(to_string(options_.broker)),
       R"(","ws_url":")", ws_url(), R"(","ws_port":)", ws_->port(),
       R"(,"rest_url":")", rest_url(), R"(","rest_port":)", rest_->port(),
-      R"(,"symbols":[)");
+      R"(,"started_unix_ns":)", started_unix_ns_, R"(,"symbols":[)");
   std::string trades;
   std::string books;
   for (std::size_t i = 0; i < options_.symbols.size(); ++i) {
@@ -272,6 +276,11 @@ void BrokerSim::apply(const FaultCommand& command, double speed) {
   auto scaled = [&](Duration d) {
     return std::chrono::duration_cast<Duration>(d / (speed > 0 ? speed : 1.0));
   };
+  if (command.action != FaultAction::end) {
+    std::lock_guard<std::mutex> lock(faults_mu_);
+    faults_.emplace_back(seconds_between(started_at_, SteadyClock::now()),
+                         command.to_string());
+  }
   feedkit::testing::FaultyWsServer& server = *ws_;
   switch (command.action) {
     case FaultAction::stall:
@@ -372,12 +381,22 @@ std::string BrokerSim::report_jsonl() const {
     }
     out += "}\n";
   }
-  absl::StrAppend(&out, R"({"type":"summary","broker":")",
-                  std::string(to_string(options_.broker)), R"(","elapsed_s":)",
-                  seconds_between(started_at_, SteadyClock::now()),
-                  R"(,"connections":)", logs.size(), R"(,"secrets_issued":)",
-                  issued_.load(), R"(,"rest_requests":)", rest_->requests(),
-                  R"(,"trades_published":{)");
+  {
+    std::lock_guard<std::mutex> lock(faults_mu_);
+    for (const auto& [at_s, command] : faults_) {
+      absl::StrAppend(&out, R"({"type":"fault","at_s":)", at_s,
+                      R"(,"command":)");
+      json::append_quoted(out, command);
+      out += "}\n";
+    }
+  }
+  absl::StrAppend(
+      &out, R"({"type":"summary","broker":")",
+      std::string(to_string(options_.broker)), R"(","started_unix_ns":)",
+      started_unix_ns_, R"(,"elapsed_s":)",
+      seconds_between(started_at_, SteadyClock::now()), R"(,"connections":)",
+      logs.size(), R"(,"secrets_issued":)", issued_.load(),
+      R"(,"rest_requests":)", rest_->requests(), R"(,"trades_published":{)");
   for (std::size_t i = 0; i < options_.symbols.size(); ++i) {
     const std::uint64_t last = trades_published(options_.symbols[i]);
     absl::StrAppend(&out, i == 0 ? "" : ",", "\"", options_.symbols[i],

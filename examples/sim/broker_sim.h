@@ -30,6 +30,9 @@
 //             was sent (frames, records, first/last seq, and for trades the
 //             first/last cumulative volume), so a collector's output can be
 //             checked against it connection by connection. Never a secret.
+//             Also one {"type":"fault","at_s","command"} line per command
+//             apply() played, and the start as Unix ns ("started_unix_ns" in
+//             the ready and summary lines) to join the collector's clock.
 //
 // Settrade (later) plugs in here: Broker::settrade would keep the
 // LoopbackHttpServer (login and dispatcher-token endpoints), the market
@@ -55,6 +58,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -129,8 +133,9 @@ class BrokerSim {
   // both URLs and ports, and the symbols' keys.
   std::string ready_line() const;
 
-  // Applies `command` now (its `at` is ignored); durations are divided by
-  // `speed`. `end` does nothing here (the caller stops).
+  // Applies `command` now (its `at` is ignored; the record notes the time);
+  // durations are divided by `speed`. `end` does nothing here (the caller
+  // stops).
   void apply(const FaultCommand& command, double speed = 1.0);
 
   // Secrets issued by the REST endpoint so far.
@@ -156,11 +161,14 @@ class BrokerSim {
 
   BrokerSimOptions options_;
   feedkit::SteadyTime started_at_;
+  std::int64_t started_unix_ns_ = 0;  // the same instant, system clock
   std::unique_ptr<feedkit::testing::FaultyWsServer> ws_;
   std::unique_ptr<feedkit::testing::LoopbackHttpServer> rest_;
   std::atomic<std::uint64_t> issued_{0};
   std::mutex rng_mu_;
   std::uint64_t rng_state_ = 0;
+  mutable std::mutex faults_mu_;
+  std::vector<std::pair<double, std::string>> faults_;  // at_s, command
 };
 
 }  // namespace examples::sim

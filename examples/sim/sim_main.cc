@@ -77,7 +77,8 @@ flags:
   --help                  this text
 
 stdout: first line {"event":"ready","broker","ws_url","ws_port","rest_url",
-"rest_port","symbols","trade_keys","book_keys"}; last line {"event":"stopped",
+"rest_port","started_unix_ns","symbols","trade_keys","book_keys"}; last line
+{"event":"stopped",
 "reason"}. stderr: each script command as it plays. Exit 0, or 2 for bad
 flags or a bad script, 1 if a port cannot be bound or the record cannot be
 written.
