@@ -153,7 +153,7 @@ struct Account {
 
 // Logs in and fetches a dispatcher token per connect, on a thread of its own
 // (the calls block); keeps the access token until it expires or is refused.
-class TokenSource {
+class TokenSource : public std::enable_shared_from_this<TokenSource> {
  public:
   explicit TokenSource(Account account) : account_(std::move(account)) {}
 
@@ -166,9 +166,10 @@ class TokenSource {
   }
 
   feedkit::CredentialsProvider provider() {
-    return [this](bool force_refresh, auto done) {
-      std::thread([this, force_refresh, done = std::move(done)] {
-        done(dispatcher_token(force_refresh));
+    // The fetch thread keeps this object alive (it may outlast the client).
+    return [self = shared_from_this()](bool force_refresh, auto done) {
+      std::thread([self, force_refresh, done = std::move(done)] {
+        done(self->dispatcher_token(force_refresh));
       }).detach();
     };
   }
@@ -284,19 +285,22 @@ int run(int argc, char** argv) {
         "--app-secret: " + std::string(s.status().message())));
   }
 
+  // Declared before the collector, which keeps the client (and its timers
+  // on this io_context) until it is destroyed.
+  boost::asio::io_context ioc;
   auto collector = examples::Collector::create(*options);
   if (!collector.ok()) return flags.fail(collector.status());
   auto codec = settrade::SettradeCodec::create(codec_options);
   if (!codec.ok()) return flags.fail(codec.status());
 
-  TokenSource tokens(account);
+  auto tokens = std::make_shared<TokenSource>(account);
   feedkit::MqttClientOptions mqtt;
   if (flags.has("ws-url")) {
     mqtt.uri = flags.get("ws-url");
   } else {
     // The URL is fixed for the client's life: ask the dispatcher for
     // hosts[0] once now (its token is fetched again at each connect).
-    auto host = tokens.first_host();
+    auto host = tokens->first_host();
     if (!host.ok()) {
       std::fprintf(stderr, "settrade_collector: %s\n",
                    std::string(host.status().message()).c_str());
@@ -330,9 +334,8 @@ int run(int argc, char** argv) {
                  static_cast<int>(why.size()), why.data());
   };
 
-  boost::asio::io_context ioc;
   auto client =
-      feedkit::MqttClient::create(ioc, mqtt, tokens.provider(), callbacks);
+      feedkit::MqttClient::create(ioc, mqtt, tokens->provider(), callbacks);
   if (!client.ok()) return flags.fail(client.status());
   for (const auto& symbol : options->symbols) {
     for (auto& key : options->keys_of(symbol)) (*client)->want(std::move(key));
