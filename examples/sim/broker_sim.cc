@@ -82,6 +82,11 @@ absl::Status BrokerSimOptions::validate() const {
   if (!(book_rate >= 0)) {
     return bad(absl::StrCat("book_rate must be >= 0, got ", book_rate));
   }
+  if (broker == Broker::settrade && !(book_rate > 0)) {
+    return bad(absl::StrCat(
+        "settrade publishes books only: book_rate must be > 0, got ",
+        book_rate));
+  }
   if (records_per_frame.empty()) return bad("records_per_frame is empty");
   for (std::size_t n : records_per_frame) {
     if (n < 1 || n > 10) {
