@@ -465,7 +465,7 @@ TEST_P(CollectorAgainstSim, ContinuousPerEpochOneGapPerOutage) {
     std::ifstream err(dir + "/stderr.txt");
     std::stringstream text;
     text << err.rdbuf();
-    EXPECT_NE(text.str().find("rejected_payloads=6"), std::string::npos)
+    EXPECT_NE(text.str().find("rejected_frames=6"), std::string::npos)
         << text.str();
   }
   std::filesystem::remove_all(dir);

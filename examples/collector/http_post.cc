@@ -115,9 +115,16 @@ absl::StatusOr<HttpResponse> http_post_json(std::string_view url,
   ioc.run();
   if (ec) return failed("connect " + u->host, ec);
 
-  http::request<http::string_body> req{http::verb::post, u->target, 11};
+  const http::verb method = http::string_to_verb(options.method);
+  if (method == http::verb::unknown) {
+    return absl::InvalidArgumentError("HTTP method '" + options.method +
+                                      "' is not one");
+  }
+  http::request<http::string_body> req{method, u->target, 11};
   req.set(http::field::host, u->host);
-  req.set(http::field::content_type, "application/json; charset=UTF-8");
+  if (method != http::verb::get) {
+    req.set(http::field::content_type, "application/json; charset=UTF-8");
+  }
   for (const auto& [name, value] : options.headers) req.set(name, value);
   req.body() = std::string(body);
   req.prepare_payload();

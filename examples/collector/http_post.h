@@ -36,11 +36,13 @@ struct HttpPostOptions {
   std::chrono::milliseconds timeout{10'000};  // the whole exchange
   std::string ca_file;                        // https: PEM bundle to trust
   std::vector<std::pair<std::string, std::string>> headers;
+  std::string method = "POST";  // "GET" sends no content type (and no body)
 };
 
 // POSTs `body` (Content-Type: application/json) to `url` (http:// or
-// https://host[:port]/path). Returns the response (any status), or an error
-// for a bad URL, a network or TLS failure or a timeout.
+// https://host[:port]/path), or sends options.method (GET with an empty
+// body for the brokers' token lookups). Returns the response (any status), or
+// an error for a bad URL, a network or TLS failure or a timeout.
 absl::StatusOr<HttpResponse> http_post_json(
     std::string_view url, std::string_view body,
     const HttpPostOptions& options = {});

@@ -22,13 +22,7 @@
 //   settrade_collector --symbols AOT,PTT --out books.jsonl
 //       --broker-id SANDBOX --app-code ALGO
 //   (SETTRADE_APP_ID and SETTRADE_APP_SECRET in the environment)
-#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -86,62 +80,6 @@ void declare_flags(examples::Flags& flags) {
   flags.add({.name = "ca-file", .help = "PEM bundle to trust for https/wss"});
 }
 
-// One blocking HTTP(S) GET with a deadline. Until http_post.h offers a
-// method, this is the dispatcher call (GET, no body).
-absl::StatusOr<examples::HttpResponse> http_get(
-    const std::string& url, const std::string& authorization,
-    const std::string& ca_file) {
-  namespace beast = boost::beast;
-  namespace http = beast::http;
-  const bool tls = url.rfind("https://", 0) == 0;
-  if (!tls && url.rfind("http://", 0) != 0) {
-    return absl::InvalidArgumentError("GET: not http:// or https://");
-  }
-  const std::string rest = url.substr(tls ? 8 : 7);
-  const std::string authority = rest.substr(0, rest.find('/'));
-  const std::string target =
-      rest.size() > authority.size() ? rest.substr(authority.size()) : "/";
-  const std::size_t colon = authority.rfind(':');
-  const std::string host = authority.substr(0, colon);
-  const std::string port = colon == std::string::npos
-                               ? (tls ? "443" : "80")
-                               : authority.substr(colon + 1);
-  http::request<http::empty_body> req{http::verb::get, target, 11};
-  req.set(http::field::host, host);
-  req.set(http::field::authorization, authorization);
-  http::response<http::string_body> res;
-  beast::flat_buffer buffer;
-  try {
-    boost::asio::io_context ioc;
-    beast::tcp_stream stream(ioc);
-    stream.expires_after(std::chrono::seconds(10));
-    stream.connect(boost::asio::ip::tcp::resolver(ioc).resolve(host, port));
-    if (!tls) {
-      http::write(stream, req);
-      http::read(stream, buffer, res);
-    } else {
-      boost::asio::ssl::context context(boost::asio::ssl::context::tls_client);
-      context.set_verify_mode(boost::asio::ssl::verify_peer);
-      if (ca_file.empty()) {
-        context.set_default_verify_paths();
-      } else {
-        context.load_verify_file(ca_file);
-      }
-      beast::ssl_stream<beast::tcp_stream> secure(std::move(stream), context);
-      SSL_set_tlsext_host_name(secure.native_handle(), host.c_str());
-      secure.set_verify_callback(
-          boost::asio::ssl::host_name_verification(host));
-      secure.handshake(boost::asio::ssl::stream_base::client);
-      http::write(secure, req);
-      http::read(secure, buffer, res);
-    }
-  } catch (const boost::system::system_error& e) {
-    return absl::UnavailableError("HTTP GET " + host + ": " + e.what());
-  }
-  return examples::HttpResponse{static_cast<int>(res.result_int()),
-                                std::move(res.body())};
-}
-
 struct Account {
   std::string rest_url;   // no trailing slash
   std::string broker_id;  // as in paths (SANDBOX → 098)
@@ -193,11 +131,15 @@ class TokenSource : public std::enable_shared_from_this<TokenSource> {
       if (fresh_login) {
         if (absl::Status s = login(); !s.ok()) return s;
       }
-      auto reply = http_get(
-          account_.rest_url + settrade::dispatcher_path(account_.broker_id),
-          settrade::authorization_header(access_.token_type,
-                                         access_.access_token),
-          account_.ca_file);
+      examples::HttpPostOptions get;
+      get.method = "GET";
+      get.ca_file = account_.ca_file;
+      get.headers = {
+          {"Authorization", settrade::authorization_header(
+                                access_.token_type, access_.access_token)}};
+      auto reply = examples::http_post_json(
+          account_.rest_url + settrade::dispatcher_path(account_.broker_id), "",
+          get);
       if (!reply.ok()) return reply.status();
       if (reply->status == 401 && !fresh_login) continue;  // log in again
       if (reply->status != 200) {
@@ -316,15 +258,18 @@ int run(int argc, char** argv) {
   mqtt.refresh_lead = std::chrono::seconds(100);
 
   examples::Collector& sink = **collector;
-  std::vector<examples::MarketEvent> events;
   feedkit::MqttClientCallbacks callbacks;
-  callbacks.on_message = [&sink, &events, &codec](
-                             std::string_view topic, std::string_view payload,
-                             feedkit::SteadyTime recv, std::uint64_t epoch) {
-    events.clear();
-    if (!codec->decode_bid_offer(topic, payload, events).ok()) return;
-    for (const auto& e : events) sink.on_event(e, epoch, recv);
-  };
+  callbacks.on_message =
+      [&sink, &codec, events = std::vector<examples::MarketEvent>()](
+          std::string_view topic, std::string_view payload,
+          feedkit::SteadyTime recv, std::uint64_t epoch) mutable {
+        events.clear();
+        if (!codec->decode_bid_offer(topic, payload, events).ok()) {
+          sink.on_rejected_frame();
+          return;
+        }
+        for (const auto& e : events) sink.on_event(e, epoch, recv);
+      };
   callbacks.on_gap = [&sink](const feedkit::GapEvent& gap) {
     sink.on_gap(gap);
   };
@@ -337,33 +282,7 @@ int run(int argc, char** argv) {
   auto client =
       feedkit::MqttClient::create(ioc, mqtt, tokens->provider(), callbacks);
   if (!client.ok()) return flags.fail(client.status());
-  for (const auto& symbol : options->symbols) {
-    for (auto& key : options->keys_of(symbol)) (*client)->want(std::move(key));
-  }
-  sink.attach({
-      .stats = [c = *client] { return feedkit::ConnectionStats(c->stats()); },
-      .resubscribe = [c = *client](std::string key) { c->resubscribe(key); },
-      .reconnect = [c = *client](feedkit::GapReason r) { c->reconnect(r); },
-      .stop = [c = *client](std::function<void()> done) { c->stop(done); },
-  });
-  examples::Collector::stop_on_signals();
-  (*client)->start();
-  std::thread io([&ioc] { ioc.run(); });
-  const int code = sink.run();
-  io.join();  // run() stopped the client: the io_context has no more work
-
-  const settrade::SettradeCodecStats& cs = codec->stats();
-  std::uint64_t rejected = 0;
-  for (auto n : cs.rejected.by_reason) rejected += n;
-  const examples::CollectorSummary s = sink.summary();
-  std::fprintf(stderr,
-               "[settrade] done: books=%llu gaps=%llu drops=%llu "
-               "rejected_payloads=%llu\n",
-               static_cast<unsigned long long>(s.books),
-               static_cast<unsigned long long>(s.gaps),
-               static_cast<unsigned long long>(s.dropped),
-               static_cast<unsigned long long>(rejected));
-  return code;
+  return examples::run_with(sink, ioc, *client);
 }
 
 }  // namespace
