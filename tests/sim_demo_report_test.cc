@@ -23,6 +23,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#if FEEDKIT_TEST_COLLECTOR_METRICS
+#include "collector/http_post.h"
+#endif
 #include "common/json_reader.h"
 #include "sim/demo_report.h"
 #include "sim/market.h"
@@ -598,6 +601,136 @@ TEST(DemoEndToEnd, AnIdleTimeoutLongerThanTheStallIsCaught) {
   }
 }
 
+#endif
+
+#if FEEDKIT_TEST_COLLECTOR_METRICS
+// --- A collector's /metrics and /ready while a script plays (issue 7) -------
+
+examples::HttpResponse http_get(const std::string& url) {
+  examples::HttpPostOptions get;
+  get.method = "GET";
+  get.timeout = milliseconds(3000);
+  auto response = examples::http_post_json(url, "", get);
+  return response.ok() ? *std::move(response) : examples::HttpResponse{};
+}
+
+// The value of the first sample of `family` whose labels contain `label`
+// (e.g. R"(state="stale")"), or -1.
+double sample(const std::string& metrics, const std::string& family,
+              const std::string& label = "") {
+  std::istringstream lines(metrics);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(family + "{", 0) != 0 && line.rfind(family + " ", 0) != 0) {
+      continue;
+    }
+    const std::size_t space = line.rfind(' ');
+    if (line.find(label) > space) continue;
+    return std::stod(line.substr(space + 1));
+  }
+  return -1;
+}
+
+TEST(CollectorMetrics, ScrapesMoveWithTheScriptAndReadyFollowsAStall) {
+  std::string dir = ::testing::TempDir() + "feedkit_metrics_XXXXXX";
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  // A silent stall from 8 s to 16 s on the open connection.
+  { std::ofstream(dir + "/script.txt") << "at 8 stall 8\nat 60 end\n"; }
+  Child sim(
+      {FEEDKIT_SIM_PROGRAM, "--broker", "kis", "--symbols", "005930,000660",
+       "--rate", "20", "--script", dir + "/script.txt", "--duration", "90"},
+      dir, "sim");
+  const std::string ready_line = sim.wait_line("\"ready\"", seconds(30));
+  ASSERT_FALSE(ready_line.empty()) << sim.err();
+  // No idle or feed timeout before the ladder: the stale symbols are
+  // resubscribed (unanswered in the stall: not ready), then reconnected.
+  // (Drops moving on a scrape: status_server_test, with a stalled consumer.)
+  Child collector({KIS_COLLECTOR_PROGRAM,
+                   "--symbols",
+                   "005930,000660",
+                   "--out",
+                   dir + "/ticks.jsonl",
+                   "--rest-url",
+                   json_string(ready_line, "rest_url"),
+                   "--ws-url",
+                   json_string(ready_line, "ws_url"),
+                   "--expected-interval-ms",
+                   "400",
+                   "--idle-timeout-ms",
+                   "30000",
+                   "--feed-timeout-ms",
+                   "30000",
+                   "--queue",
+                   "1",
+                   "--metrics-port",
+                   "0",
+                   "--duration",
+                   "60"},
+                  dir, "collector",
+                  {"KIS_APPKEY=SIMAPPKEY", "KIS_APPSECRET=SIMSECRETKEY"});
+
+  std::string base;
+  const auto deadline = Clock::now() + seconds(30);
+  while (base.empty() && Clock::now() < deadline) {
+    const std::string err = collector.err();
+    const std::size_t at = err.find("http://127.0.0.1:");
+    if (at != std::string::npos) {
+      base = err.substr(at, err.find("/metrics", at) - at);
+    }
+    std::this_thread::sleep_for(milliseconds(20));  // a child process
+  }
+  ASSERT_FALSE(base.empty()) << collector.err();
+
+  // Polls until `pred(ready status, metrics)` holds; returns the metrics.
+  auto poll_until = [&](auto pred, seconds timeout) {
+    const auto until = Clock::now() + timeout;
+    while (Clock::now() < until) {
+      const examples::HttpResponse ready = http_get(base + "/ready");
+      const std::string metrics = http_get(base + "/metrics").body;
+      if (pred(ready, metrics)) return metrics;
+      std::this_thread::sleep_for(milliseconds(100));  // a child process
+    }
+    return std::string();
+  };
+  const std::string up =
+      poll_until([](const examples::HttpResponse& r,
+                    const std::string&) { return r.status == 200; },
+                 seconds(30));
+  ASSERT_FALSE(up.empty()) << "never ready\n" << collector.err();
+  const double epoch = sample(up, "feedkit_connection_epoch");
+  const double reconnects = sample(up, "feedkit_connection_reconnects_total");
+  EXPECT_GE(epoch, 1);
+
+  std::string why_not;
+  const std::string stalled = poll_until(
+      [&](const examples::HttpResponse& r, const std::string&) {
+        why_not = r.body;
+        return r.status == 503;
+      },
+      seconds(30));
+  ASSERT_FALSE(stalled.empty()) << "/ready stayed 200 through the stall";
+  EXPECT_NE(why_not.find("\"ok\":false"), std::string::npos) << why_not;
+  EXPECT_GE(sample(stalled, "feedkit_feed_symbols", R"(state="stale")"), 1)
+      << stalled;
+
+  const std::string recovered = poll_until(
+      [&](const examples::HttpResponse& r, const std::string& m) {
+        return r.status == 200 && sample(m, "feedkit_connection_epoch") > epoch;
+      },
+      seconds(30));
+  ASSERT_FALSE(recovered.empty()) << "no recovery\n" << collector.err();
+  EXPECT_GT(sample(recovered, "feedkit_connection_reconnects_total"),
+            reconnects);
+  EXPECT_GE(sample(recovered, "feedkit_escalation_resubscribes_total"), 1)
+      << recovered;
+  EXPECT_EQ(recovered.find("SIMSECRETKEY"), std::string::npos);
+
+  collector.signal(SIGTERM);
+  EXPECT_EQ(collector.wait_exit(seconds(30)), 0) << collector.err();
+  EXPECT_EQ(collector.err().find("SIMSECRETKEY"), std::string::npos);
+  sim.signal(SIGTERM);
+  EXPECT_EQ(sim.wait_exit(seconds(30)), 0) << sim.err();
+  std::filesystem::remove_all(dir);
+}
 #endif
 
 }  // namespace

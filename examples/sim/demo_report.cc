@@ -24,7 +24,9 @@ namespace {
 std::optional<double> number_member(std::string_view line, json::Value object,
                                     std::string_view key) {
   if (!object[key].is(json::Type::number)) return std::nullopt;
-  const std::string pattern = "\"" + std::string(key) + "\":";
+  std::string pattern = "\"";  // built by appending: g++ 12 -O2 warns
+  pattern.append(key);         // falsely (-Wrestrict) on operator+
+  pattern += "\":";
   const std::size_t at = line.find(pattern);
   if (at == std::string_view::npos) return std::nullopt;
   const std::string text(line.substr(at + pattern.size(), 40));
