@@ -20,6 +20,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -394,7 +395,7 @@ TEST(DemoReport, TheJsonFormHasTheSameFacts) {
 // --- End to end: the programs ------------------------------------------------
 
 #if defined(FEEDKIT_SIM_PROGRAM) && defined(FEEDKIT_REPORT_PROGRAM) && \
-    defined(KIS_COLLECTOR_PROGRAM)
+    defined(KIS_COLLECTOR_PROGRAM) && defined(KIWOOM_COLLECTOR_PROGRAM)
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
@@ -488,7 +489,8 @@ struct DemoRun {
 // The demo, compressed: feedkit-sim plays `script` at `speed`, kis_collector
 // runs `collector_s` seconds with `idle_ms`, feedkit-report judges.
 DemoRun run_demo(const std::string& script, double speed, double collector_s,
-                 int idle_ms, int expected_interval_ms) {
+                 int idle_ms, int expected_interval_ms,
+                 const std::string& broker = "kis") {
   DemoRun run;
   std::string dir = ::testing::TempDir() + "feedkit_demo_XXXXXX";
   if (mkdtemp(dir.data()) == nullptr) {
@@ -499,7 +501,7 @@ DemoRun run_demo(const std::string& script, double speed, double collector_s,
   const std::string record = dir + "/sim.jsonl";
   const std::string ticks = dir + "/ticks.jsonl";
   Child sim(
-      {FEEDKIT_SIM_PROGRAM, "--broker", "kis", "--symbols", "005930,000660",
+      {FEEDKIT_SIM_PROGRAM, "--broker", broker, "--symbols", "005930,000660",
        "--rate", "20", "--script", dir + "/script.txt", "--speed",
        absl::StrCat(speed), "--record", record, "--duration", "120"},
       dir, "sim");
@@ -508,13 +510,15 @@ DemoRun run_demo(const std::string& script, double speed, double collector_s,
   if (ready.empty()) return run;
   {
     Child collector(
-        {KIS_COLLECTOR_PROGRAM, "--symbols", "005930,000660", "--out", ticks,
-         "--rest-url", json_string(ready, "rest_url"), "--ws-url",
+        {broker == "kis" ? KIS_COLLECTOR_PROGRAM : KIWOOM_COLLECTOR_PROGRAM,
+         "--symbols", "005930,000660", "--out", ticks, "--rest-url",
+         json_string(ready, "rest_url"), "--ws-url",
          json_string(ready, "ws_url"), "--expected-interval-ms",
          absl::StrCat(expected_interval_ms), "--idle-timeout-ms",
          absl::StrCat(idle_ms), "--duration", absl::StrCat(collector_s)},
         dir, "collector",
-        {"KIS_APPKEY=SIMAPPKEY", "KIS_APPSECRET=SIMSECRETKEY"});
+        {"KIS_APPKEY=SIMAPPKEY", "KIS_APPSECRET=SIMSECRETKEY",
+         "KIWOOM_APPKEY=SIMAPPKEY", "KIWOOM_APPSECRET=SIMSECRETKEY"});
     // Its own --duration ends it; the exit code is not asserted here (the
     // report is the verdict), but it is shown on failure.
     const int code =
@@ -600,6 +604,45 @@ TEST(DemoEndToEnd, AnIdleTimeoutLongerThanTheStallIsCaught) {
     EXPECT_TRUE(any_reported) << run.report_text;
   }
 }
+
+// Every fault of the script language, per WebSocket collector, through the
+// report: continuity of the cumulative volume within each epoch against what
+// the sim sent on that connection, one gap line per outage, every symbol
+// back after each reconnect.
+struct FaultCase {
+  const char* name;
+  const char* script;
+  friend void PrintTo(const FaultCase& c, std::ostream* os) { *os << c.name; }
+};
+
+class CollectorThroughFault
+    : public ::testing::TestWithParam<std::tuple<std::string, FaultCase>> {};
+
+TEST_P(CollectorThroughFault, NothingLostWhileConnectedEveryOutageOneGap) {
+  const auto& [broker, fault] = GetParam();
+  const DemoRun run = run_demo(fault.script, 1.0, 12.0, 800, 400, broker);
+  ASSERT_TRUE(run.skip.empty()) << run.skip;
+  EXPECT_EQ(run.report_exit, 0) << run.report_text << run.collector_err;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryFault, CollectorThroughFault,
+    ::testing::Combine(
+        ::testing::Values("kis", "kiwoom"),
+        ::testing::Values(
+            FaultCase{"close", "at 2 close\nat 30 end\n"},
+            FaultCase{"reset", "at 2 reset\nat 30 end\n"},
+            FaultCase{"stall", "at 2 stall 3\nat 30 end\n"},
+            FaultCase{"kept_subscriptions",
+                      "at 1 keep_subscriptions on\nat 2 close\nat 30 end\n"},
+            FaultCase{"appkey_in_use",
+                      "at 2 appkey_in_use 1.5\nat 2 close\nat 30 end\n"},
+            FaultCase{"expire_token", "at 2 expire_token\nat 30 end\n"},
+            FaultCase{"burst", "at 1 burst 10x 3\nat 30 end\n"},
+            FaultCase{"malformed", "at 2 malformed 5\nat 30 end\n"})),
+    [](const auto& info) {
+      return std::get<0>(info.param) + "_" + std::get<1>(info.param).name;
+    });
 
 #endif
 

@@ -191,6 +191,13 @@ void Collector::consume(std::vector<feedkit::Polled<CollectorEvent>>& batch) {
       writer_->gap(*gap, e.dropped_before(), unix_ns(gap->disconnected_at),
                    unix_ns(gap->resumed_at));
       ++summary_.gaps;
+      // A new connection restarts monitoring: the outage is reported, and
+      // silence (with its open grace) counts from now, so the ladder does
+      // not knock down the connection that just came up for staleness that
+      // built up while there was none.
+      for (std::size_t i = 0; i < health_->size(); ++i) {
+        health_->resume(static_cast<feedkit::SymbolId>(i), gap->resumed_at);
+      }
       continue;
     }
     const Received& r = std::get<Received>(e.value);

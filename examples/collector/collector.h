@@ -13,8 +13,9 @@
 //   main thread:  run(): poll → JsonLinesWriter, FeedHealth → ladder → client
 //
 // A gap line is written for every GapEvent, in order with the data, with the
-// number of the old connection's events the queue dropped before it. Within
-// a connection, a symbol whose cumulative volume grows by more than the
+// number of the old connection's events the queue dropped before it; the new
+// connection gets FeedHealth's open grace before any symbol can go stale.
+// Within a connection, a symbol whose cumulative volume grows by more than the
 // trades received gets a `volume_jump` gap line (json_lines.h): trades lost
 // while connected are never silent.
 //

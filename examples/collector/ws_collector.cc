@@ -3,6 +3,8 @@
 
 #include <chrono>
 
+#include "collector/http_post.h"
+
 namespace examples {
 
 void add_ws_broker_flags(Flags& flags, std::string_view env_prefix,
@@ -44,6 +46,22 @@ absl::StatusOr<WsBrokerEndpoints> ws_broker_flags(const Flags& flags) {
       .ca_file = flags.get("ca-file"),
       .idle_timeout = std::chrono::milliseconds(*idle),
   };
+}
+
+absl::StatusOr<std::string> post_to_rest(const WsBrokerEndpoints& endpoints,
+                                         std::string_view path,
+                                         std::string_view body,
+                                         std::string_view what) {
+  HttpPostOptions options;
+  options.ca_file = endpoints.ca_file;
+  auto response =
+      http_post_json(endpoints.rest_url + std::string(path), body, options);
+  if (!response.ok()) return response.status();
+  if (response->status != 200) {
+    return absl::UnavailableError(std::string(what) + ": HTTP " +
+                                  std::to_string(response->status));
+  }
+  return std::move(response->body);
 }
 
 }  // namespace examples

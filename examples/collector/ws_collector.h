@@ -54,6 +54,15 @@ void add_ws_broker_flags(Flags& flags, std::string_view env_prefix,
 // Reads them; kInvalidArgument names a bad one.
 absl::StatusOr<WsBrokerEndpoints> ws_broker_flags(const Flags& flags);
 
+// POSTs the JSON `body` to endpoints.rest_url + `path` (https trusting
+// ca_file) and returns the body of a 200 response; any other status is
+// kUnavailable "<what>: HTTP <status>" (never the body: it may hold a
+// secret). Blocking: for blocking_credentials().
+absl::StatusOr<std::string> post_to_rest(const WsBrokerEndpoints& endpoints,
+                                         std::string_view path,
+                                         std::string_view body,
+                                         std::string_view what);
+
 // WsClient callbacks that decode every data frame with `codec` (anything
 // with `decode(frame, std::vector<MarketEvent>&)` returning a result with
 // ok()) into `sink`, which must outlive the client.

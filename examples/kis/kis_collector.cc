@@ -59,19 +59,13 @@ void declare_flags(examples::Flags& flags) {
 // daily.
 absl::StatusOr<feedkit::Credentials> fetch_approval_key(
     const examples::WsBrokerEndpoints& endpoints) {
-  examples::HttpPostOptions options;
-  options.ca_file = endpoints.ca_file;
   auto response =
-      examples::http_post_json(endpoints.rest_url + "/oauth2/Approval",
-                               examples::kis::approval_request_body(
-                                   endpoints.appkey, endpoints.appsecret),
-                               options);
+      examples::post_to_rest(endpoints, "/oauth2/Approval",
+                             examples::kis::approval_request_body(
+                                 endpoints.appkey, endpoints.appsecret),
+                             "approval key");
   if (!response.ok()) return response.status();
-  if (response->status != 200) {
-    return absl::UnavailableError("approval key: HTTP " +
-                                  std::to_string(response->status));
-  }
-  auto key = examples::kis::parse_approval_response(response->body);
+  auto key = examples::kis::parse_approval_response(*response);
   if (!key.ok()) return key.status();
   return feedkit::Credentials{
       *std::move(key), feedkit::SteadyClock::now() + std::chrono::hours(23)};

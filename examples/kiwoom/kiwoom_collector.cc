@@ -54,18 +54,12 @@ void declare_flags(examples::Flags& flags) {
 // POST /oauth2/token (au10001); valid until its expires_dt (KST).
 absl::StatusOr<feedkit::Credentials> fetch_token(
     const examples::WsBrokerEndpoints& endpoints) {
-  examples::HttpPostOptions options;
-  options.ca_file = endpoints.ca_file;
-  auto response = examples::http_post_json(
-      endpoints.rest_url + "/oauth2/token",
+  auto response = examples::post_to_rest(
+      endpoints, "/oauth2/token",
       kiwoom::token_request_body(endpoints.appkey, endpoints.appsecret),
-      options);
+      "token");
   if (!response.ok()) return response.status();
-  if (response->status != 200) {
-    return absl::UnavailableError("token: HTTP " +
-                                  std::to_string(response->status));
-  }
-  auto token = kiwoom::parse_token_response(response->body);
+  auto token = kiwoom::parse_token_response(*response);
   if (!token.ok()) return token.status();
   const auto valid_for = token->expires_at - std::chrono::system_clock::now();
   return feedkit::Credentials{
