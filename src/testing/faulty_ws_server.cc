@@ -924,14 +924,10 @@ absl::Status FaultyWsServer::Impl::open() {
     if (!ssl.ok()) return ssl.status();
     ssl_.emplace(std::move(*ssl));
   }
-  if (absl::Status s = internal::listen_on_loopback(acceptor_, options_.port,
-                                                    "FaultyWsServer");
-      !s.ok()) {
-    return s;
-  }
-  port_ = acceptor_.local_endpoint().port();
-  do_accept();
-  server_thread_.start();
+  absl::StatusOr<std::uint16_t> port = server_thread_.listen_and_start(
+      acceptor_, options_.port, "FaultyWsServer", [this] { do_accept(); });
+  if (!port.ok()) return port.status();
+  port_ = *port;
   return absl::OkStatus();
 }
 

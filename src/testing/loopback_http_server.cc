@@ -132,14 +132,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 }  // namespace
 
 absl::Status LoopbackHttpServer::Impl::open(std::uint16_t port) {
-  if (absl::Status s =
-          internal::listen_on_loopback(acceptor_, port, "LoopbackHttpServer");
-      !s.ok()) {
-    return s;
-  }
-  port_ = acceptor_.local_endpoint().port();
-  do_accept();
-  server_thread_.start();
+  absl::StatusOr<std::uint16_t> bound = server_thread_.listen_and_start(
+      acceptor_, port, "LoopbackHttpServer", [this] { do_accept(); });
+  if (!bound.ok()) return bound.status();
+  port_ = *bound;
   return absl::OkStatus();
 }
 

@@ -19,6 +19,17 @@ void ServerThread::start() {
   });
 }
 
+absl::StatusOr<std::uint16_t> ServerThread::listen_and_start(
+    boost::asio::ip::tcp::acceptor& acceptor, std::uint16_t port,
+    const char* owner, const std::function<void()>& accept) {
+  if (absl::Status s = listen_on_loopback(acceptor, port, owner); !s.ok()) {
+    return s;
+  }
+  accept();
+  start();
+  return acceptor.local_endpoint().port();
+}
+
 void ServerThread::stop(const std::function<void()>& close, Duration grace) {
   if (!thread_.joinable()) return;
   if (close) boost::asio::post(ioc_, close);

@@ -382,14 +382,10 @@ absl::Status WsTcpBridge::Impl::open() {
       internal_bridge::net::ip::make_address(options_.target_host),
       options_.target_port);
   required_bearer_ = options_.required_bearer;
-  if (absl::Status s =
-          internal::listen_on_loopback(acceptor_, 0, "WsTcpBridge");
-      !s.ok()) {
-    return s;
-  }
-  port_ = acceptor_.local_endpoint().port();
-  do_accept();
-  server_thread_.start();
+  absl::StatusOr<std::uint16_t> port = server_thread_.listen_and_start(
+      acceptor_, 0, "WsTcpBridge", [this] { do_accept(); });
+  if (!port.ok()) return port.status();
+  port_ = *port;
   return absl::OkStatus();
 }
 

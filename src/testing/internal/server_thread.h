@@ -69,6 +69,12 @@ class ServerThread {
   boost::asio::io_context& ioc() { return ioc_; }
 
   void start();
+  // Listens `acceptor` on 127.0.0.1:`port` (0: a free port; see
+  // listen_on_loopback()), runs `accept` (which starts the first
+  // async_accept), then start(); returns the port listened on.
+  absl::StatusOr<std::uint16_t> listen_and_start(
+      boost::asio::ip::tcp::acceptor& acceptor, std::uint16_t port,
+      const char* owner, const std::function<void()>& accept);
   void stop(const std::function<void()>& close = {},
             Duration grace = kShutdownGrace);
 
