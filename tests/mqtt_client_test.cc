@@ -47,21 +47,14 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using testing::LinkMode;
+using testing::measure;
 using testing::MosquittoBroker;
 using testing::MosquittoBrokerOptions;
+using testing::ms_of;
 using testing::TcpFaultProxy;
 using testing::WsTcpBridge;
 
 constexpr Duration kWait = seconds(10);  // the most any condition may take
-
-double ms_of(Duration d) {
-  return std::chrono::duration<double, std::milli>(d).count();
-}
-
-void measure(const char* what, Duration d) {
-  std::printf("[ measure  ] %s: %.1f ms\n", what, ms_of(d));
-  std::fflush(stdout);
-}
 
 // Collects what the client's callbacks report, for the test thread.
 class Recorder : public testing::ClientRecorder {

@@ -41,17 +41,10 @@ using std::chrono::seconds;
 using testing::FaultyWsServer;
 using testing::HandshakeMode;
 using testing::LineProtocol;
+using testing::measure;
+using testing::ms_of;
 
 constexpr Duration kWait = seconds(8);  // the most any condition may take
-
-double ms_of(Duration d) {
-  return std::chrono::duration<double, std::milli>(d).count();
-}
-
-void measure(const char* what, Duration d) {
-  std::printf("[ measure  ] %s: %.1f ms\n", what, ms_of(d));
-  std::fflush(stdout);
-}
 
 // Collects what the client's callbacks report (on the client's strand) for
 // the test thread.

@@ -4,6 +4,7 @@
 //
 // What the feed-client tests (ws_client_test, mqtt_client_test) share:
 //
+//   ms_of(), measure()    a duration in ms, and a "[ measure  ]" line.
 //   ClientRecorder        records a client's state changes and gaps, counts
 //                         data delivered out of epoch, and waits on them. A
 //                         test's Recorder derives from it, adds its data
@@ -39,6 +40,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -51,6 +53,15 @@
 #include "feedkit/epoch.h"
 
 namespace feedkit::testing {
+
+inline double ms_of(Duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+inline void measure(const char* what, Duration d) {
+  std::printf("[ measure  ] %s: %.1f ms\n", what, ms_of(d));
+  std::fflush(stdout);
+}
 
 class ClientRecorder {
  public:
