@@ -564,7 +564,9 @@ class MqttClient::Impl
   void reconnect(GapReason reason) {
     post([reason](Impl& self) {
       if (self.stopping_ || !self.connected()) return;
-      self.drop(reason, self.clock_.now());
+      // A stall's outage began with the silence, not with this call.
+      self.drop(reason, reason == GapReason::stall ? self.last_inbound()
+                                                   : self.clock_.now());
     });
   }
 

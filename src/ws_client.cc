@@ -266,7 +266,9 @@ class WsClient::Impl
   void reconnect(GapReason reason) {
     post([reason](Impl& self) {
       if (self.stopping_ || !self.conn_ || !self.conn_->open) return;
-      self.drop(reason, self.clock_.now());
+      // A stall's outage began with the silence, not with this call.
+      self.drop(reason, reason == GapReason::stall ? self.last_frame_at_
+                                                   : self.clock_.now());
     });
   }
 

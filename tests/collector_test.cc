@@ -149,13 +149,19 @@ TEST(JsonLines, WritesTheContractFields) {
     g.disconnected_at = SteadyTime{} + milliseconds(1000);
     g.resumed_at = SteadyTime{} + milliseconds(1312);
     g.subscriptions_lost = {"a", "b"};
-    w.gap(g, 7);
+    w.gap(g, 7, 1'000'000'000, 1'312'000'000);
+    w.volume_jump({.epoch = 2,
+                   .symbol = "005930",
+                   .missing_volume = 250,
+                   .last_ns = 2'000'000'000,
+                   .next_ns = 2'812'500'000,
+                   .dropped_before = 3});
     ASSERT_TRUE(w.flush());
-    EXPECT_EQ(w.lines(), 3u);
+    EXPECT_EQ(w.lines(), 4u);
   }
   std::fclose(f);
   const auto lines = lines_of(file.path());
-  ASSERT_EQ(lines.size(), 3u);
+  ASSERT_EQ(lines.size(), 4u);
   EXPECT_EQ(lines[0],
             R"({"type":"trade","broker":"kis","epoch":2,"symbol":"005930",)"
             R"("exch_time":"09:30:15","price":71500,"volume":120,)"
@@ -166,8 +172,15 @@ TEST(JsonLines, WritesTheContractFields) {
             R"("asks":[[61.25,8]],"recv_ns":5})");
   EXPECT_EQ(lines[2],
             R"({"type":"gap","broker":"kis","old_epoch":1,"new_epoch":2,)"
-            R"("reason":"stall","down_ms":312.0,"dropped_before":7,)"
-            R"("subscriptions_lost":2})");
+            R"("reason":"stall","subscriptions_lost":2,"down_ms":312.0,)"
+            R"("dropped_before":7,"disconnected_ns":1000000000,)"
+            R"("resumed_ns":1312000000})");
+  EXPECT_EQ(
+      lines[3],
+      R"({"type":"gap","broker":"kis","old_epoch":2,"new_epoch":2,)"
+      R"("reason":"volume_jump","symbol":"005930","missing_volume":250,)"
+      R"("down_ms":812.5,"dropped_before":3,"disconnected_ns":2000000000,)"
+      R"("resumed_ns":2812500000})");
 }
 
 TEST(Collector, WritesEventsAndGapsInOrderThenStopsTheClientAndDrains) {

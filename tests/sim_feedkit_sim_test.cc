@@ -1232,7 +1232,10 @@ INSTANTIATE_TEST_SUITE_P(
     EveryKind, FeedkitSimBadFlags,
     ::testing::Values(
         BadFlags{{}, "--broker is required"},
-        BadFlags{{"--broker", "settrade"}, "--broker must be kis or kiwoom"},
+        BadFlags{{"--broker", "nasdaq"},
+                 "--broker must be kis, kiwoom or settrade"},
+        BadFlags{{"--broker", "settrade", "--book-rate", "0"},
+                 "settrade publishes books only"},
         BadFlags{{"--broker", "kis", "--rate", "0"},
                  "--rate must be a number > 0"},
         BadFlags{{"--broker", "kis", "--port", "70000"},

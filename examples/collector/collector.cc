@@ -43,6 +43,18 @@ void add_collector_flags(Flags& flags) {
   flags.add({.name = "expected-interval-ms",
              .help = "normal silence per symbol; stale after 2.4x",
              .default_value = "10000"});
+  flags.add({.name = "feed-timeout-ms",
+             .help = "the feed as a whole is stale (reconnect) after this "
+                     "long with no event of any symbol",
+             .default_value = "10000"});
+  flags.add({.name = "volume-check",
+             .help = "a symbol's cumulative volume jumping inside a "
+                     "connection is a gap line (volume_jump)",
+             .default_value = "true",
+             .boolean = true});
+  flags.add({.name = "metrics-port",
+             .help = "serve /metrics, /health and /ready on 127.0.0.1:PORT "
+                     "(0: a free port; unset: off)"});
   flags.add({.name = "quiet", .help = "no status lines", .boolean = true});
 }
 
@@ -65,13 +77,20 @@ absl::StatusOr<CollectorOptions> collector_options(const Flags& flags,
   auto interval = flags.integer("expected-interval-ms", 1, 3'600'000);
   if (!interval.ok()) return interval.status();
   o.health.expected_interval = milliseconds(*interval);
-  o.health.feed_timeout = std::max<feedkit::Duration>(o.health.symbol_timeout(),
-                                                      std::chrono::seconds(2));
+  auto feed_timeout = flags.integer("feed-timeout-ms", 100, 3'600'000);
+  if (!feed_timeout.ok()) return feed_timeout.status();
+  o.health.feed_timeout = milliseconds(*feed_timeout);
   o.health.open_grace = o.health.symbol_timeout();
   o.escalation.resubscribe_grace = o.health.symbol_timeout();
   o.escalation.reconnect_grace = 2 * o.health.symbol_timeout();
   o.escalation.min_reconnect_interval = o.health.symbol_timeout();
   o.quiet = flags.boolean("quiet");
+  o.volume_check = flags.boolean("volume-check");
+  if (flags.has("metrics-port")) {
+    auto port = flags.integer("metrics-port", 0, 65535);
+    if (!port.ok()) return port.status();
+    o.metrics_port = static_cast<std::uint16_t>(*port);
+  }
   return o;
 }
 
@@ -106,6 +125,15 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::create(
     }
   }
   c->writer_.emplace(c->out_, c->options_.broker);
+  if (c->options_.metrics_port) {
+    auto metrics = CollectorMetrics::start(
+        *c->options_.metrics_port, c->options_.broker,
+        [d = c->dispatcher_.get()] { return d->stats(); });
+    if (!metrics.ok()) return metrics.status();
+    c->metrics_ = *std::move(metrics);
+    std::fprintf(stderr, "[%s] metrics: %s/metrics /health /ready\n",
+                 c->options_.broker.c_str(), c->metrics_->url().c_str());
+  }
   return c;
 }
 
@@ -133,7 +161,10 @@ void Collector::on_gap(const feedkit::GapEvent& gap) {
   producer_->push_control(gap);
 }
 
-void Collector::attach(FeedControl control) { control_ = std::move(control); }
+void Collector::attach(FeedControl control) {
+  control_ = std::move(control);
+  if (metrics_ && control_.stats) metrics_->attach_connection(control_.stats);
+}
 
 void Collector::stop_on_signals() {
   struct sigaction sa {};
@@ -157,13 +188,15 @@ std::int64_t Collector::unix_ns(SteadyTime t) const {
 void Collector::consume(std::vector<feedkit::Polled<CollectorEvent>>& batch) {
   for (const auto& e : batch) {
     if (const auto* gap = std::get_if<feedkit::GapEvent>(&e.value)) {
-      writer_->gap(*gap, e.dropped_before());
+      writer_->gap(*gap, e.dropped_before(), unix_ns(gap->disconnected_at),
+                   unix_ns(gap->resumed_at));
       ++summary_.gaps;
       continue;
     }
     const Received& r = std::get<Received>(e.value);
     (void)health_->record(symbol_of(r.event), r.recv_time);
     if (const auto* trade = std::get_if<Trade>(&r.event)) {
+      if (options_.volume_check) check_volume(*trade, r);
       writer_->trade(*trade, r.epoch, unix_ns(r.recv_time));
       ++summary_.trades;
     } else {
@@ -173,10 +206,31 @@ void Collector::consume(std::vector<feedkit::Polled<CollectorEvent>>& batch) {
   }
 }
 
+void Collector::check_volume(const Trade& trade, const Received& r) {
+  if (!trade.cumulative_volume) return;
+  const std::int64_t recv_ns = unix_ns(r.recv_time);
+  VolumeTrack& track = volumes_[trade.symbol];
+  const std::int64_t expected = track.cumulative_volume + trade.volume;
+  if (track.epoch == r.epoch && *trade.cumulative_volume > expected) {
+    const std::uint64_t dropped = dispatcher_->stats().dropped();
+    writer_->volume_jump({.epoch = r.epoch,
+                          .symbol = trade.symbol.view(),
+                          .missing_volume = *trade.cumulative_volume - expected,
+                          .last_ns = track.recv_ns,
+                          .next_ns = recv_ns,
+                          .dropped_before = dropped - drops_reported_});
+    drops_reported_ = dropped;
+    ++summary_.volume_jumps;
+    summary_.missing_volume += *trade.cumulative_volume - expected;
+  }
+  track = {r.epoch, *trade.cumulative_volume, recv_ns};
+}
+
 void Collector::check_health(SteadyTime now) {
   health_->evaluate(now, std::chrono::system_clock::now(), transitions_);
   actions_.clear();
   ladder_->step(transitions_, now, actions_);
+  if (metrics_) metrics_->publish(health_->stats(), ladder_->stats());
   for (const auto& a : actions_) {
     const std::string_view name =
         a.symbol == feedkit::kFeedId ? "(feed)" : health_->name(a.symbol);
@@ -211,6 +265,7 @@ void Collector::print_status(SteadyTime now) {
   events_at_last_status_ = events;
   last_status_ = now;
   summary_.dropped = d.dropped();
+  summary_.rejected_frames = rejected_frames_.load(std::memory_order_relaxed);
   if (options_.quiet) return;
   std::string line = absl::StrCat("[", options_.broker, "]");
   if (control_.stats) {
@@ -225,7 +280,21 @@ void Collector::print_status(SteadyTime now) {
   std::snprintf(r, sizeof r, "%.0f", rate);
   absl::StrAppend(&line, " events/s=", r, " depth=", d.depth,
                   " drops=", d.dropped(), " stale=", h.stale,
-                  " never_seen=", h.never_seen, " gaps=", summary_.gaps);
+                  " never_seen=", h.never_seen, " gaps=", summary_.gaps,
+                  " volume_jumps=", summary_.volume_jumps);
+  absl::StrAppend(&line, " rejected_frames=", summary_.rejected_frames);
+  std::fprintf(stderr, "%s\n", line.c_str());
+}
+
+void Collector::print_summary() const {
+  std::string line = absl::StrCat(
+      "[", options_.broker, "] done: trades=", summary_.trades,
+      " books=", summary_.books, " gaps=", summary_.gaps,
+      " volume_jumps=", summary_.volume_jumps,
+      " missing_volume=", summary_.missing_volume, " drops=", summary_.dropped,
+      " resubscribes=", summary_.resubscribes,
+      " ladder_reconnects=", summary_.ladder_reconnects);
+  absl::StrAppend(&line, " rejected_frames=", summary_.rejected_frames);
   std::fprintf(stderr, "%s\n", line.c_str());
 }
 
@@ -238,6 +307,7 @@ int Collector::run() {
   while (!g_stop.load(std::memory_order_relaxed)) {
     dispatcher_->poll(batch, kBatch, kPollTimeout);
     consume(batch);
+    if (metrics_) metrics_->beat();
     const SteadyTime now = SteadyClock::now();
     if (now >= next_check) {
       check_health(now);
@@ -265,6 +335,11 @@ int Collector::run() {
   }
   print_status(SteadyClock::now());
   if (!writer_->flush()) ++summary_.write_errors;
+  print_summary();
+  // The client has stopped: release it (and the status server that reads
+  // it) now, while its io_context is still alive.
+  metrics_.reset();
+  control_ = {};
   if (summary_.write_errors != 0) {
     std::fprintf(stderr, "[%s] writing %s failed\n", options_.broker.c_str(),
                  options_.out_path.c_str());

@@ -9,7 +9,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <memory>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 
@@ -112,9 +115,16 @@ absl::StatusOr<HttpResponse> http_post_json(std::string_view url,
   ioc.run();
   if (ec) return failed("connect " + u->host, ec);
 
-  http::request<http::string_body> req{http::verb::post, u->target, 11};
+  const http::verb method = http::string_to_verb(options.method);
+  if (method == http::verb::unknown) {
+    return absl::InvalidArgumentError("HTTP method '" + options.method +
+                                      "' is not one");
+  }
+  http::request<http::string_body> req{method, u->target, 11};
   req.set(http::field::host, u->host);
-  req.set(http::field::content_type, "application/json; charset=UTF-8");
+  if (method != http::verb::get) {
+    req.set(http::field::content_type, "application/json; charset=UTF-8");
+  }
   for (const auto& [name, value] : options.headers) req.set(name, value);
   req.body() = std::string(body);
   req.prepare_payload();
@@ -140,6 +150,38 @@ absl::StatusOr<HttpResponse> http_post_json(std::string_view url,
   ioc.run();
   if (ec) return failed("TLS handshake with " + u->host, ec);
   return exchange(ioc, stream, req);
+}
+
+feedkit::CredentialsProvider blocking_credentials(
+    std::function<absl::StatusOr<feedkit::Credentials>(bool force_refresh)>
+        fetch) {
+  struct Cache {
+    std::mutex mu;
+    std::optional<feedkit::Credentials> last;
+  };
+  auto cache = std::make_shared<Cache>();
+  return [fetch = std::move(fetch), cache](bool force_refresh, auto done) {
+    {
+      std::lock_guard<std::mutex> lock(cache->mu);
+      if (cache->last && !force_refresh &&
+          cache->last->expires_at - feedkit::SteadyClock::now() >
+              std::chrono::minutes(1)) {
+        return done(*cache->last);
+      }
+    }
+    std::thread([fetch, cache, force_refresh, done = std::move(done)] {
+      absl::StatusOr<feedkit::Credentials> result = fetch(force_refresh);
+      {
+        std::lock_guard<std::mutex> lock(cache->mu);
+        if (result.ok()) {
+          cache->last = *result;
+        } else {
+          cache->last.reset();
+        }
+      }
+      done(std::move(result));
+    }).detach();
+  };
 }
 
 }  // namespace examples

@@ -94,17 +94,37 @@ void JsonLinesWriter::book(const Book& b, std::uint64_t epoch,
 }
 
 void JsonLinesWriter::gap(const feedkit::GapEvent& g,
-                          std::uint64_t dropped_before) {
+                          std::uint64_t dropped_before,
+                          std::int64_t disconnected_ns,
+                          std::int64_t resumed_ns) {
   begin("gap");
-  const double down_ms =
-      std::chrono::duration<double, std::milli>(g.down_time()).count();
+  absl::StrAppend(&line_, ",\"old_epoch\":", g.old_epoch,
+                  ",\"new_epoch\":", g.new_epoch, ",\"reason\":\"",
+                  std::string(feedkit::to_string(g.reason)),
+                  "\",\"subscriptions_lost\":", g.subscriptions_lost.size());
+  end_gap(std::chrono::duration<double, std::milli>(g.down_time()).count(),
+          dropped_before, disconnected_ns, resumed_ns);
+}
+
+void JsonLinesWriter::volume_jump(const VolumeJump& j) {
+  begin("gap");
+  absl::StrAppend(&line_, ",\"old_epoch\":", j.epoch,
+                  ",\"new_epoch\":", j.epoch,
+                  ",\"reason\":\"volume_jump\",\"symbol\":");
+  json::append_quoted(line_, j.symbol);
+  absl::StrAppend(&line_, ",\"missing_volume\":", j.missing_volume);
+  end_gap(static_cast<double>(j.next_ns - j.last_ns) / 1e6, j.dropped_before,
+          j.last_ns, j.next_ns);
+}
+
+void JsonLinesWriter::end_gap(double down_ms, std::uint64_t dropped_before,
+                              std::int64_t disconnected_ns,
+                              std::int64_t resumed_ns) {
   char down[32];
   std::snprintf(down, sizeof down, "%.1f", down_ms);
   absl::StrAppend(
-      &line_, ",\"old_epoch\":", g.old_epoch, ",\"new_epoch\":", g.new_epoch,
-      ",\"reason\":\"", std::string(feedkit::to_string(g.reason)),
-      "\",\"down_ms\":", down, ",\"dropped_before\":", dropped_before,
-      ",\"subscriptions_lost\":", g.subscriptions_lost.size());
+      &line_, ",\"down_ms\":", down, ",\"dropped_before\":", dropped_before,
+      ",\"disconnected_ns\":", disconnected_ns, ",\"resumed_ns\":", resumed_ns);
   end();
 }
 

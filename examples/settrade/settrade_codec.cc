@@ -237,20 +237,55 @@ std::string dispatcher_path(std::string_view broker_id) {
   return path;
 }
 
-absl::StatusOr<std::string> login_signature(std::string_view app_id,
-                                            std::string_view app_secret,
-                                            std::string_view params,
-                                            std::int64_t timestamp_ms) {
+namespace {
+
+// Returns the key pair of a base64 app secret (the private scalar).
+absl::StatusOr<Pkey> key_of_secret(std::string_view app_secret) {
   Wiped scalar;
   if (!base64_decode(app_secret, scalar.bytes, Base64Padding::optional)) {
     return bad_secret("not base64");
   }
   if (scalar.bytes.size() > 32) return bad_secret("longer than 32 bytes");
-  absl::StatusOr<Pkey> key = p256_key(scalar.bytes);
-  if (!key.ok()) return key.status();
+  return p256_key(scalar.bytes);
+}
+
+// "{app_id}.{params}.{timestamp_ms}": what the login signature covers.
+std::string signed_message(std::string_view app_id, std::string_view params,
+                           std::int64_t timestamp_ms) {
   std::string message(app_id);
   message.append(".").append(params).append(".").append(
       std::to_string(timestamp_ms));
+  return message;
+}
+
+// Returns the bytes of lower- or upper-case hex, or nullopt.
+std::optional<std::string> hex_decode(std::string_view hex) {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  if (hex.size() % 2 != 0) return std::nullopt;
+  std::string out;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = nibble(hex[i]);
+    const int lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> login_signature(std::string_view app_id,
+                                            std::string_view app_secret,
+                                            std::string_view params,
+                                            std::int64_t timestamp_ms) {
+  absl::StatusOr<Pkey> key = key_of_secret(app_secret);
+  if (!key.ok()) return key.status();
+  const std::string message = signed_message(app_id, params, timestamp_ms);
   DigestContext digest(EVP_MD_CTX_new());
   std::size_t size = 0;
   if (!digest ||
@@ -270,6 +305,30 @@ absl::StatusOr<std::string> login_signature(std::string_view app_id,
   }
   signature.resize(size);
   return hex_encode(signature);
+}
+
+absl::StatusOr<bool> verify_login_signature(std::string_view app_id,
+                                            std::string_view app_secret,
+                                            std::string_view params,
+                                            std::int64_t timestamp_ms,
+                                            std::string_view signature_hex) {
+  absl::StatusOr<Pkey> key = key_of_secret(app_secret);
+  if (!key.ok()) return key.status();
+  const std::optional<std::string> signature = hex_decode(signature_hex);
+  if (!signature) return false;
+  const std::string message = signed_message(app_id, params, timestamp_ms);
+  DigestContext digest(EVP_MD_CTX_new());
+  if (!digest ||
+      EVP_DigestVerifyInit_ex(digest.get(), nullptr, "SHA256", nullptr, nullptr,
+                              key->get(), nullptr) != 1) {
+    return absl::InternalError("OpenSSL: cannot set up ECDSA verification");
+  }
+  return EVP_DigestVerify(
+             digest.get(),
+             reinterpret_cast<const unsigned char*>(signature->data()),
+             signature->size(),
+             reinterpret_cast<const unsigned char*>(message.data()),
+             message.size()) == 1;
 }
 
 absl::StatusOr<std::string> login_request_body(std::string_view app_id,

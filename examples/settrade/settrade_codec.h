@@ -98,6 +98,16 @@ absl::StatusOr<std::string> login_signature(std::string_view app_id,
                                             std::string_view params,
                                             std::int64_t timestamp_ms);
 
+// Returns whether `signature_hex` is login_signature()'s signature of
+// "{app_id}.{params}.{timestamp_ms}" under `app_secret`'s public key (what a
+// server checks; any valid DER ECDSA signature verifies, not only the one
+// login_signature() made). Errors as login_signature().
+absl::StatusOr<bool> verify_login_signature(std::string_view app_id,
+                                            std::string_view app_secret,
+                                            std::string_view params,
+                                            std::int64_t timestamp_ms,
+                                            std::string_view signature_hex);
+
 // Returns the JSON body of POST login_path(): {"apiKey":app_id,
 // "params":params,"signature":…,"timestamp":"<ms>"}. Errors as
 // login_signature().

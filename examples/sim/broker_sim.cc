@@ -12,6 +12,7 @@
 #include "sim/kis_dialect.h"
 #include "sim/kiwoom_dialect.h"
 #include "sim/market.h"
+#include "sim/settrade_sim.h"
 
 namespace examples::sim {
 namespace {
@@ -60,6 +61,7 @@ HttpResponse json_response(int status, std::string body) {
 }  // namespace
 
 std::string_view to_string(Broker broker) noexcept {
+  if (broker == Broker::settrade) return "settrade";
   return broker == Broker::kis ? "kis" : "kiwoom";
 }
 
@@ -79,6 +81,11 @@ absl::Status BrokerSimOptions::validate() const {
   }
   if (!(book_rate >= 0)) {
     return bad(absl::StrCat("book_rate must be >= 0, got ", book_rate));
+  }
+  if (broker == Broker::settrade && !(book_rate > 0)) {
+    return bad(absl::StrCat(
+        "settrade publishes books only: book_rate must be > 0, got ",
+        book_rate));
   }
   if (records_per_frame.empty()) return bad("records_per_frame is empty");
   for (std::size_t n : records_per_frame) {
@@ -100,7 +107,11 @@ absl::Status BrokerSimOptions::validate() const {
 }
 
 BrokerSim::BrokerSim(BrokerSimOptions options)
-    : options_(std::move(options)), started_at_(SteadyClock::now()) {
+    : options_(std::move(options)),
+      started_at_(SteadyClock::now()),
+      started_unix_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count()) {
   std::random_device device;
   rng_state_ = (static_cast<std::uint64_t>(device()) << 32) ^ device();
 }
@@ -110,6 +121,21 @@ absl::StatusOr<std::unique_ptr<BrokerSim>> BrokerSim::start(
   if (absl::Status s = options.validate(); !s.ok()) return s;
   std::unique_ptr<BrokerSim> sim(new BrokerSim(std::move(options)));
   const BrokerSimOptions& o = sim->options_;
+  auto start_rest = [&]() -> absl::Status {
+    auto rest = feedkit::testing::LoopbackHttpServer::start(
+        [raw = sim.get()](const HttpRequest& r) { return raw->on_rest(r); },
+        o.rest_port);
+    if (!rest.ok()) return rest.status();
+    sim->rest_ = std::move(rest).value();
+    return absl::OkStatus();
+  };
+  if (o.broker == Broker::settrade) {
+    auto settrade = SettradeSim::start(o);
+    if (!settrade.ok()) return settrade.status();
+    sim->settrade_ = std::move(settrade).value();
+    if (absl::Status s = start_rest(); !s.ok()) return s;
+    return sim;
+  }
 
   MarketClock clock(sim->started_at_, o.start_seconds,
                     MarketClock::today_kst());
@@ -125,11 +151,7 @@ absl::StatusOr<std::unique_ptr<BrokerSim>> BrokerSim::start(
   auto ws = feedkit::testing::FaultyWsServer::start(std::move(ws_options));
   if (!ws.ok()) return ws.status();
   sim->ws_ = std::move(ws).value();
-  auto rest = feedkit::testing::LoopbackHttpServer::start(
-      [raw = sim.get()](const HttpRequest& r) { return raw->on_rest(r); },
-      o.rest_port);
-  if (!rest.ok()) return rest.status();
-  sim->rest_ = std::move(rest).value();
+  if (absl::Status s = start_rest(); !s.ok()) return s;
 
   feedkit::testing::FaultyWsServer& server = *sim->ws_;
   server.revoke_secrets();  // only what the REST endpoint issues
@@ -154,6 +176,7 @@ BrokerSim::~BrokerSim() {
 }
 
 std::string BrokerSim::ws_url() const {
+  if (settrade_) return settrade_->ws_url();
   return absl::StrCat(
       "ws://127.0.0.1:", ws_->port(),
       options_.broker == Broker::kis ? "/tryitout" : "/api/dostk/websocket");
@@ -162,6 +185,7 @@ std::string BrokerSim::ws_url() const {
 std::string BrokerSim::rest_url() const { return rest_->url(); }
 
 std::string BrokerSim::trade_key(std::string_view symbol) const {
+  if (options_.broker == Broker::settrade) return "";  // books only
   return absl::StrCat(
       std::string(options_.broker == Broker::kis ? kKisTradeTrId
                                                  : kKiwoomTradeType),
@@ -169,6 +193,9 @@ std::string BrokerSim::trade_key(std::string_view symbol) const {
 }
 
 std::string BrokerSim::book_key(std::string_view symbol) const {
+  if (options_.broker == Broker::settrade) {
+    return absl::StrCat("proto/topic/bidofferv3/", std::string(symbol));
+  }
   return absl::StrCat(
       std::string(options_.broker == Broker::kis ? kKisBookTrId
                                                  : kKiwoomBookType),
@@ -178,20 +205,26 @@ std::string BrokerSim::book_key(std::string_view symbol) const {
 std::string BrokerSim::ready_line() const {
   std::string out = absl::StrCat(
       R"({"event":"ready","broker":")", std::string(to_string(options_.broker)),
-      R"(","ws_url":")", ws_url(), R"(","ws_port":)", ws_->port(),
-      R"(,"rest_url":")", rest_url(), R"(","rest_port":)", rest_->port(),
-      R"(,"symbols":[)");
+      R"(","ws_url":")", ws_url(), R"(","ws_port":)",
+      settrade_ ? settrade_->ws_port() : ws_->port(), R"(,"rest_url":")",
+      rest_url(), R"(","rest_port":)", rest_->port(), R"(,"started_unix_ns":)",
+      started_unix_ns_, R"(,"symbols":[)");
   std::string trades;
   std::string books;
   for (std::size_t i = 0; i < options_.symbols.size(); ++i) {
     const char* comma = i == 0 ? "" : ",";
     absl::StrAppend(&out, comma, "\"", options_.symbols[i], "\"");
-    absl::StrAppend(&trades, comma, "\"", trade_key(options_.symbols[i]), "\"");
+    if (!settrade_) {
+      absl::StrAppend(&trades, comma, "\"", trade_key(options_.symbols[i]),
+                      "\"");
+    }
     absl::StrAppend(&books, comma, "\"", book_key(options_.symbols[i]), "\"");
   }
   absl::StrAppend(&out, R"(],"trade_keys":[)", trades, R"(],"book_keys":[)",
-                  options_.book_rate > 0 ? books : "", "]}");
-  return out;
+                  options_.book_rate > 0 ? books : "", "]");
+  if (settrade_)
+    absl::StrAppend(&out, R"(,"ca_file":")", settrade_->ca_file(), "\"");
+  return out + "}";
 }
 
 std::string BrokerSim::issue_secret() {
@@ -220,6 +253,7 @@ std::string BrokerSim::issue_secret() {
 }
 
 HttpResponse BrokerSim::on_rest(const HttpRequest& request) {
+  if (settrade_) return settrade_->on_rest(request, issued_);
   const bool kis = options_.broker == Broker::kis;
   const std::string_view path = kis ? "/oauth2/Approval" : "/oauth2/token";
   if (request.target != path) {
@@ -269,9 +303,15 @@ HttpResponse BrokerSim::on_rest(const HttpRequest& request) {
 }
 
 void BrokerSim::apply(const FaultCommand& command, double speed) {
+  if (settrade_) return settrade_->apply(command, speed);
   auto scaled = [&](Duration d) {
     return std::chrono::duration_cast<Duration>(d / (speed > 0 ? speed : 1.0));
   };
+  if (command.action != FaultAction::end) {
+    std::lock_guard<std::mutex> lock(faults_mu_);
+    faults_.emplace_back(seconds_between(started_at_, SteadyClock::now()),
+                         command.to_string());
+  }
   feedkit::testing::FaultyWsServer& server = *ws_;
   switch (command.action) {
     case FaultAction::stall:
@@ -284,7 +324,9 @@ void BrokerSim::apply(const FaultCommand& command, double speed) {
       server.reset_all();
       break;
     case FaultAction::keep_subscriptions:
-      server.set_keeps_subscriptions(command.on);
+      // Ghosts: the old session's keys outlive it, so even a client that
+      // unsubscribes first is answered ALREADY IN SUBSCRIBE (the incident).
+      server.set_keeps_subscriptions(command.on, /*ghosts=*/true);
       break;
     case FaultAction::max_subscriptions:
       server.set_max_subscriptions(command.count);
@@ -307,19 +349,19 @@ void BrokerSim::apply(const FaultCommand& command, double speed) {
 }
 
 std::uint64_t BrokerSim::trades_published(std::string_view symbol) const {
+  if (settrade_) return 0;  // books only
   return ws_->published(trade_key(symbol));
 }
 
 std::vector<SentRecord> BrokerSim::report() const {
   std::vector<SentRecord> out;
-  const std::vector<feedkit::testing::ConnectionLog> logs =
-      ws_->connection_logs();
+  const std::vector<feedkit::testing::ConnectionLog> logs = connection_logs();
   for (std::size_t c = 0; c < logs.size(); ++c) {
     for (const auto& [key, sent] : logs[c].data) {
       SentRecord r;
       r.connection = c;
       r.key = key;
-      const std::size_t bar = key.find('|');
+      const std::size_t bar = key.find_last_of("|/");  // settrade: a topic
       r.symbol = bar == std::string::npos ? key : key.substr(bar + 1);
       r.trade = key == trade_key(r.symbol);
       r.frames = sent.frames;
@@ -337,10 +379,14 @@ std::vector<SentRecord> BrokerSim::report() const {
   return out;
 }
 
+std::vector<feedkit::testing::ConnectionLog> BrokerSim::connection_logs()
+    const {
+  return settrade_ ? settrade_->connection_logs() : ws_->connection_logs();
+}
+
 std::string BrokerSim::report_jsonl() const {
   std::string out;
-  const std::vector<feedkit::testing::ConnectionLog> logs =
-      ws_->connection_logs();
+  const std::vector<feedkit::testing::ConnectionLog> logs = connection_logs();
   for (std::size_t c = 0; c < logs.size(); ++c) {
     const auto& log = logs[c];
     absl::StrAppend(&out, R"({"type":"connection","connection":)", c,
@@ -352,7 +398,8 @@ std::string BrokerSim::report_jsonl() const {
     }
     absl::StrAppend(&out, R"(,"pings_sent":)", log.pings_sent,
                     R"(,"heartbeats_received":)", log.heartbeats_received,
-                    R"(,"malformed_sent":)", log.malformed_sent, "}\n");
+                    R"(,"malformed_sent":)", log.malformed_sent,
+                    R"(,"already_answers":)", log.already_answers, "}\n");
   }
   for (const SentRecord& r : report()) {
     absl::StrAppend(&out, R"({"type":"sent","connection":)", r.connection,
@@ -369,12 +416,22 @@ std::string BrokerSim::report_jsonl() const {
     }
     out += "}\n";
   }
-  absl::StrAppend(&out, R"({"type":"summary","broker":")",
-                  std::string(to_string(options_.broker)), R"(","elapsed_s":)",
-                  seconds_between(started_at_, SteadyClock::now()),
-                  R"(,"connections":)", logs.size(), R"(,"secrets_issued":)",
-                  issued_.load(), R"(,"rest_requests":)", rest_->requests(),
-                  R"(,"trades_published":{)");
+  {
+    std::lock_guard<std::mutex> lock(faults_mu_);
+    for (const auto& [at_s, command] : faults_) {
+      absl::StrAppend(&out, R"({"type":"fault","at_s":)", at_s,
+                      R"(,"command":)");
+      json::append_quoted(out, command);
+      out += "}\n";
+    }
+  }
+  absl::StrAppend(
+      &out, R"({"type":"summary","broker":")",
+      std::string(to_string(options_.broker)), R"(","started_unix_ns":)",
+      started_unix_ns_, R"(,"elapsed_s":)",
+      seconds_between(started_at_, SteadyClock::now()), R"(,"connections":)",
+      logs.size(), R"(,"secrets_issued":)", issued_.load(),
+      R"(,"rest_requests":)", rest_->requests(), R"(,"trades_published":{)");
   for (std::size_t i = 0; i < options_.symbols.size(); ++i) {
     const std::uint64_t last = trades_published(options_.symbols[i]);
     absl::StrAppend(&out, i == 0 ? "" : ",", "\"", options_.symbols[i],

@@ -30,13 +30,15 @@
 //             was sent (frames, records, first/last seq, and for trades the
 //             first/last cumulative volume), so a collector's output can be
 //             checked against it connection by connection. Never a secret.
+//             Also one {"type":"fault","at_s","command"} line per command
+//             apply() played, and the start as Unix ns ("started_unix_ns" in
+//             the ready and summary lines) to join the collector's clock.
 //
-// Settrade (later) plugs in here: Broker::settrade would keep the
-// LoopbackHttpServer (login and dispatcher-token endpoints), the market
-// model, apply() and the report format, but publish through a
-// MosquittoBroker behind a WsTcpBridge instead of a FaultyWsServer, its
-// faults played on the bridge and a TcpFaultProxy. apply() and report() are
-// the seam: the program and the fault script do not change.
+// Settrade: Broker::settrade keeps the LoopbackHttpServer (login and
+// dispatcher-token endpoints), apply() and the report format, and delegates
+// the rest to SettradeSim (sim/settrade_sim.h): BidOfferV3 books through a
+// real mosquitto behind a WsTcpBridge (wss, bearer), no trades, no
+// FaultyWsServer (server() must not be called; ws_port is not used).
 //
 // Thread safety: thread-safe (the servers run on their own threads).
 //
@@ -55,6 +57,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -66,9 +69,11 @@
 
 namespace examples::sim {
 
-enum class Broker : std::uint8_t { kis, kiwoom };
+class SettradeSim;
 
-// "kis" / "kiwoom".
+enum class Broker : std::uint8_t { kis, kiwoom, settrade };
+
+// "kis" / "kiwoom" / "settrade".
 std::string_view to_string(Broker broker) noexcept;
 
 struct BrokerSimOptions {
@@ -129,8 +134,9 @@ class BrokerSim {
   // both URLs and ports, and the symbols' keys.
   std::string ready_line() const;
 
-  // Applies `command` now (its `at` is ignored); durations are divided by
-  // `speed`. `end` does nothing here (the caller stops).
+  // Applies `command` now (its `at` is ignored; the record notes the time);
+  // durations are divided by `speed`. `end` does nothing here (the caller
+  // stops).
   void apply(const FaultCommand& command, double speed = 1.0);
 
   // Secrets issued by the REST endpoint so far.
@@ -147,20 +153,26 @@ class BrokerSim {
 
   feedkit::testing::FaultyWsServer& server() { return *ws_; }
   feedkit::testing::LoopbackHttpServer& rest() { return *rest_; }
+  SettradeSim* settrade() { return settrade_.get(); }  // null unless settrade
 
  private:
   explicit BrokerSim(BrokerSimOptions options);
   feedkit::testing::HttpResponse on_rest(
       const feedkit::testing::HttpRequest& request);
   std::string issue_secret();
+  std::vector<feedkit::testing::ConnectionLog> connection_logs() const;
 
   BrokerSimOptions options_;
   feedkit::SteadyTime started_at_;
+  std::int64_t started_unix_ns_ = 0;  // the same instant, system clock
   std::unique_ptr<feedkit::testing::FaultyWsServer> ws_;
   std::unique_ptr<feedkit::testing::LoopbackHttpServer> rest_;
+  std::unique_ptr<SettradeSim> settrade_;
   std::atomic<std::uint64_t> issued_{0};
   std::mutex rng_mu_;
   std::uint64_t rng_state_ = 0;
+  mutable std::mutex faults_mu_;
+  std::vector<std::pair<double, std::string>> faults_;  // at_s, command
 };
 
 }  // namespace examples::sim

@@ -15,9 +15,11 @@
 //   at <t> close                    WebSocket close frame on every connection
 //   at <t> reset                    TCP reset of every connection
 //   at <t> keep_subscriptions on|off  on: the broker keeps a connection's
-//                                   subscriptions after it ends and answers
-//                                   a new subscribe for one of them ALREADY
-//                                   IN SUBSCRIBE (KIS OPSP0002)
+//                                   subscriptions after it ends (ghosts: an
+//                                   unsubscribe from a new connection does
+//                                   not release them) and answers a new
+//                                   subscribe for one of them ALREADY IN
+//                                   SUBSCRIBE (KIS OPSP0002)
 //   at <t> max_subscriptions <n>    a subscribe that would hold more than n
 //                                   keys on a connection gets MAX SUBSCRIBE
 //                                   OVER (0: no cap)

@@ -33,6 +33,7 @@
 
 #include "sim/broker_sim.h"
 #include "sim/fault_script.h"
+#include "sim/settrade_sim.h"
 
 namespace {
 
@@ -44,14 +45,19 @@ using examples::sim::FaultCommand;
 using examples::sim::FaultScriptPlayer;
 
 constexpr std::string_view kUsage =
-    R"(usage: feedkit-sim --broker kis|kiwoom [flags]
+    R"(usage: feedkit-sim --broker kis|kiwoom|settrade [flags]
 
 A simulated broker on 127.0.0.1: the broker's REST key/token endpoint and its
 realtime WebSocket, publishing trades (and books) for every symbol, playing a
 fault script, recording what it sent on each connection.
 
 flags:
-  --broker kis|kiwoom     which broker to simulate (required)
+  --broker kis|kiwoom|settrade  which broker to simulate (required);
+                          settrade: BidOfferV3 books only (--book-rate),
+                          MQTT over wss through a real mosquitto, its CA in
+                          the ready line's "ca_file" (examples/sim/
+                          settrade_sim.h); no keep_subscriptions,
+                          max_subscriptions or appkey_in_use
   --port N                WebSocket port (default 0: a free port)
   --rest-port N           REST port (default 0: a free port)
   --symbols A,B,...       symbols (default 005930)
@@ -77,7 +83,8 @@ flags:
   --help                  this text
 
 stdout: first line {"event":"ready","broker","ws_url","ws_port","rest_url",
-"rest_port","symbols","trade_keys","book_keys"}; last line {"event":"stopped",
+"rest_port","started_unix_ns","symbols","trade_keys","book_keys"}; last line
+{"event":"stopped",
 "reason"}. stderr: each script command as it plays. Exit 0, or 2 for bad
 flags or a bad script, 1 if a port cannot be bound or the record cannot be
 written.
@@ -184,11 +191,11 @@ Flags parse_flags(int argc, char** argv) {
         f.sim.broker = Broker::kis;
       } else if (value == "kiwoom") {
         f.sim.broker = Broker::kiwoom;
+      } else if (value == "settrade") {
+        f.sim.broker = Broker::settrade;
       } else {
-        usage_error(
-            "--broker must be kis or kiwoom (settrade is not "
-            "simulated yet), got \"" +
-            value + "\"");
+        usage_error("--broker must be kis, kiwoom or settrade, got \"" + value +
+                    "\"");
       }
       f.broker_given = true;
     } else if (arg == "--port") {
@@ -247,14 +254,15 @@ Flags parse_flags(int argc, char** argv) {
       usage_error("unknown flag " + arg);
     }
   }
-  if (!f.broker_given) usage_error("--broker is required (kis or kiwoom)");
+  if (!f.broker_given)
+    usage_error("--broker is required (kis, kiwoom or settrade)");
   if (absl::Status s = f.sim.validate(); !s.ok()) {
     usage_error(std::string(s.message()));
   }
   return f;
 }
 
-std::vector<FaultCommand> load_script(const std::string& file) {
+std::vector<FaultCommand> load_script(const std::string& file, Broker broker) {
   if (file.empty()) return {};
   std::ifstream in(file);
   if (!in) usage_error("cannot read --script \"" + file + "\"");
@@ -262,6 +270,11 @@ std::vector<FaultCommand> load_script(const std::string& file) {
   text << in.rdbuf();
   auto commands = examples::sim::parse_fault_script(text.str(), file);
   if (!commands.ok()) usage_error(std::string(commands.status().message()));
+  if (broker == Broker::settrade) {
+    const absl::Status s =
+        examples::sim::check_settrade_script(*commands, file);
+    if (!s.ok()) usage_error(std::string(s.message()));
+  }
   return std::move(commands).value();
 }
 
@@ -282,7 +295,8 @@ int wait_for_signal(const sigset_t& signals, feedkit::Duration timeout) {
 
 int main(int argc, char** argv) {
   const Flags flags = parse_flags(argc, argv);
-  FaultScriptPlayer player(load_script(flags.script_file), flags.speed);
+  FaultScriptPlayer player(load_script(flags.script_file, flags.sim.broker),
+                           flags.speed);
 
   // Blocked before any thread starts, so that every thread inherits the
   // mask and the signals wait for sigtimedwait() below.

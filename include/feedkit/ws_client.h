@@ -198,7 +198,9 @@ class WsClient {
   // first step of the escalation ladder for a stale symbol). Thread-safe.
   void resubscribe(std::string key);
 
-  // Drops the connection and reconnects (the next step). Thread-safe.
+  // Drops the connection and reconnects (the next step). For
+  // GapReason::stall the GapEvent's disconnected_at is the last frame
+  // received (the silence is part of the outage). Thread-safe.
   void reconnect(GapReason reason);
 
   // Returns a snapshot of the counters. Thread-safe.

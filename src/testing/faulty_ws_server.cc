@@ -274,6 +274,7 @@ class FaultyWsServer::Impl {
   bool any_secret_ = true;                     // no secret check at all
   std::map<std::string, SteadyTime> secrets_;  // accepted, until
   bool keeps_subscriptions_ = false;
+  bool ghost_subscriptions_ = false;  // UNSUB does not release kept keys
   std::size_t max_subscriptions_ = 0;
   std::map<std::string, std::string> rejects_;
   bool answer_subscriptions_ = true;
@@ -345,6 +346,12 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
   std::size_t index() const { return index_; }
   // Whether the session holds the account (see SessionConflict).
   bool holds_account() const { return claimed_ && selectable(); }
+  // Adds the keys this session holds to what its secret keeps after it ends
+  // (keys subscribed before set_keeps_subscriptions(true) included).
+  // Under server_.mu_.
+  void keep_held_keys(std::map<std::string, std::set<std::string>>& kept) {
+    kept[secret_].insert(subs_.begin(), subs_.end());
+  }
   // The broker silently lost `key`: no frame, no more data until a new SUB.
   void lose(const std::string& key) { subs_.erase(key); }
   // The broker stops sending `key` here for good, SUB answered as usual.
@@ -716,6 +723,7 @@ void SessionBase::on_subscribe(const ClientRequest& request,
                (server_.keeps_subscriptions_ && kept.count(key) != 0)) {
       subs_.insert(key);
       o.outcome = SubscribeOutcome::already;
+      ++log_.already_answers;
     } else if (server_.max_subscriptions_ != 0 &&
                subs_.size() >= server_.max_subscriptions_) {
       o.outcome = SubscribeOutcome::max_subscriptions;
@@ -744,7 +752,10 @@ void SessionBase::on_unsubscribe(const ClientRequest& request,
     for (const std::string& key : request.keys) {
       bool was_held = subs_.erase(key) != 0;
       if (server_.keeps_subscriptions_ && kept != server_.kept_.end()) {
-        was_held = kept->second.erase(key) != 0 || was_held;
+        was_held =
+            (server_.ghost_subscriptions_ ? kept->second.count(key)
+                                          : kept->second.erase(key)) != 0 ||
+            was_held;
       }
       held.push_back(was_held);
     }
@@ -993,6 +1004,7 @@ void FaultyWsServer::Impl::on_session_end(internal::SessionBase* session,
   }
   std::lock_guard<std::mutex> lock(mu_);
   logs_[session->index()].ended_at = SteadyClock::now();
+  if (keeps_subscriptions_) session->keep_held_keys(kept_);
   if (was_open) --open_sessions_;
   server_thread_.changed();
 }
@@ -1238,9 +1250,10 @@ void FaultyWsServer::set_answer_logins(bool answer) {
   impl_->answer_logins_ = answer;
 }
 
-void FaultyWsServer::set_keeps_subscriptions(bool keep) {
+void FaultyWsServer::set_keeps_subscriptions(bool keep, bool ghosts) {
   std::lock_guard<std::mutex> lock(impl_->mu_);
   impl_->keeps_subscriptions_ = keep;
+  impl_->ghost_subscriptions_ = keep && ghosts;
   if (!keep) impl_->kept_.clear();
 }
 

@@ -107,6 +107,7 @@ struct ConnectionLog {
   std::uint64_t pings_sent = 0;
   std::uint64_t malformed_sent = 0;
   std::uint64_t heartbeats_received = 0;  // ping answers: text or pong frame
+  std::uint64_t already_answers = 0;      // SUBs answered ALREADY <key>
 };
 
 enum class HandshakeMode {
@@ -164,7 +165,10 @@ class FaultyWsServer {
   // also confirms the key on the new connection). UNSUB <key> (always
   // answered UNACK <key>) releases it. false forgets what was kept. A SUB for
   // a key the same connection holds is answered ALREADY in either mode.
-  void set_keeps_subscriptions(bool keep);
+  // `ghosts` (with keep): a kept key is the old session's ghost, which an
+  // UNSUB from another connection does not release (it is answered as if it
+  // did), so the next SUB is answered ALREADY even after an unsubscribe.
+  void set_keeps_subscriptions(bool keep, bool ghosts = false);
   // The SUB that would hold more than `n` keys on one connection is answered
   // MAXSUB <key>. 0: no limit.
   void set_max_subscriptions(std::size_t n);
