@@ -510,30 +510,28 @@ class Session {
 
 }  // namespace
 
-class MqttClient::Impl : public internal::StrandClient<MqttClient::Impl> {
+class MqttClient::Impl
+    : public internal::StrandClient<MqttClient::Impl, MqttClientStats> {
  public:
-  using Base = internal::StrandClient<MqttClient::Impl>;
+  using Base = internal::StrandClient<MqttClient::Impl, MqttClientStats>;
+  friend Base;  // calls attempt(), drive(), on_start(), on_stop_started()
 
   Impl(net::io_context& ioc, MqttClientOptions options, std::string uri,
        bool tls, CredentialsProvider credentials, MqttClientCallbacks callbacks,
        Clock& clock, Backoff backoff, CircuitBreaker breaker,
        SubscriptionSet subs)
-      : Base(ioc, clock, callbacks.on_state),
+      : Base(ioc, clock, callbacks.on_state, std::move(backoff),
+             std::move(breaker), std::move(subs)),
         options_(std::move(options)),
         uri_(std::move(uri)),
         tls_(tls),
         provider_(std::move(credentials)),
         callbacks_(std::move(callbacks)),
-        backoff_(std::move(backoff)),
-        breaker_(std::move(breaker)),
-        subs_(std::move(subs)),
         gate_(std::make_shared<MqttGate>(clock)),
         rng_(std::random_device{}()),
         phase_timer_(strand_),
-        backoff_timer_(strand_),
         liveness_timer_(strand_),
         subs_timer_(strand_),
-        stable_timer_(strand_),
         refresh_timer_(strand_) {
     {
       std::lock_guard lock(gate_->mu);
@@ -548,15 +546,8 @@ class MqttClient::Impl : public internal::StrandClient<MqttClient::Impl> {
   }
 
   // --- Public entry points (any thread): post to the strand. ---------------
+  // start(), stop(), unwant() and resubscribe() are the base's.
 
-  void start() {
-    post([](Impl& self) { self.do_start(); });
-  }
-  void stop(std::function<void()> done) {
-    post([done = std::move(done)](Impl& self) mutable {
-      self.do_stop(std::move(done));
-    });
-  }
   void want(std::string topic) {
     post([topic = std::move(topic)](Impl& self) {
       if (self.stopping_) return;
@@ -566,22 +557,6 @@ class MqttClient::Impl : public internal::StrandClient<MqttClient::Impl> {
         return;
       }
       self.subs_.want(topic);
-      self.drive();
-      self.publish();
-    });
-  }
-  void unwant(std::string topic) {
-    post([topic = std::move(topic)](Impl& self) {
-      if (self.stopping_) return;
-      self.subs_.unwant(topic);
-      self.drive();
-      self.publish();
-    });
-  }
-  void resubscribe(std::string topic) {
-    post([topic = std::move(topic)](Impl& self) {
-      if (self.stopping_) return;
-      self.subs_.resubscribe(topic);
       self.drive();
       self.publish();
     });
@@ -629,34 +604,22 @@ class MqttClient::Impl : public internal::StrandClient<MqttClient::Impl> {
 
   internal::FrameCounters& frames() { return frames_; }
 
+ private:
   // --- StrandClient hooks (strand). -----------------------------------------
 
-  void publish() {
-    MqttClientStats s = counters_;
-    s.state = state_;
-    s.epoch = gaps_.epoch().current();
-    s.subscriptions = subs_.stats();
-    s.breaker = breaker_.stats(clock_.now());
-    s.backoff = backoff_.stats();
-    snapshot_.store(s, state_since_);
-  }
+  // Paho's events are posted from its threads: keep run() going for them.
+  void on_start() { running_.emplace(net::make_work_guard(ioc_)); }
 
   void on_stop_started() {
     const SteadyTime now = clock_.now();
     running_.reset();
     cancel_connection_timers();
-    cancel(backoff_timer_);
     cancel(refresh_timer_);
-    if (permit_) {
-      breaker_.release(*permit_, now);
-      permit_.reset();
-    }
-    subs_.on_disconnected(now);  // nothing stays pending in stats
-    close_gate();                // no callback from Paho's threads after this
-    session_.reset();            // DISCONNECT and close, at once
+    end_attempts(now);
+    close_gate();      // no callback from Paho's threads after this
+    session_.reset();  // DISCONNECT and close, at once
   }
 
- private:
   // --- Helpers (strand) ------------------------------------------------------
 
   bool connected() const {
@@ -701,43 +664,12 @@ class MqttClient::Impl : public internal::StrandClient<MqttClient::Impl> {
     internal::FrameCounters::bump(frames_.frames_in);
   }
 
-  // --- Lifecycle -------------------------------------------------------------
-
-  void do_start() {
-    if (stopping_ || started_) return;
-    started_ = true;
-    // Paho's events are posted from its threads: keep run() going for them.
-    running_.emplace(net::make_work_guard(ioc_));
-    const SteadyTime now = clock_.now();
-    const SteadyTime at = backoff_.first_attempt_at(now);
-    attempt_started_ = now;
-    if (at > now) {
-      set_state(ConnectionState::backoff);
-      arm(backoff_timer_, at, [this] { attempt(); });
-      publish();
-      return;
-    }
-    attempt();
-  }
-
   // --- Connecting ------------------------------------------------------------
 
   void attempt() {
     if (stopping_) return;
     const SteadyTime now = clock_.now();
-    permit_ = breaker_.try_acquire(now);
-    if (!permit_) {
-      ++counters_.breaker_rejections;
-      const Duration wait = std::clamp<Duration>(breaker_.retry_after(now),
-                                                 std::chrono::milliseconds(1),
-                                                 internal::kMaxWait);
-      set_state(ConnectionState::backoff);
-      arm(backoff_timer_, now + wait, [this] { attempt(); });
-      publish();
-      return;
-    }
-    attempt_started_ = now;
-    ++counters_.connect_attempts;
+    if (!begin_attempt(now)) return;
     const std::uint64_t id = ++attempt_id_;
     set_state(ConnectionState::connecting);
     publish();
@@ -927,10 +859,7 @@ class MqttClient::Impl : public internal::StrandClient<MqttClient::Impl> {
     cancel(phase_timer_);
     ++counters_.connects;
     if (counters_.connects > 1) ++counters_.reconnects;
-    if (permit_) {
-      breaker_.record_success(*permit_, now);
-      permit_.reset();
-    }
+    record_connected(now);
     note_inbound(now);  // the CONNACK
     probe_outstanding_ = false;
     {
@@ -982,17 +911,7 @@ class MqttClient::Impl : public internal::StrandClient<MqttClient::Impl> {
     });
   }
 
-  void go_live(SteadyTime now) {
-    set_state(ConnectionState::live);
-    if (options_.stable_after == std::chrono::milliseconds::zero()) {
-      backoff_.report_stable();
-      return;
-    }
-    arm(stable_timer_, now + options_.stable_after, [this] {
-      backoff_.report_stable();
-      publish();
-    });
-  }
+  void go_live(SteadyTime now) { Base::go_live(now, options_.stable_after); }
 
   // --- Liveness --------------------------------------------------------------
 
@@ -1100,16 +1019,7 @@ class MqttClient::Impl : public internal::StrandClient<MqttClient::Impl> {
         counters_.count_disconnect(reason);
       }
     }
-    if (permit_) {
-      breaker_.record_failure(*permit_, now);
-      permit_.reset();
-    }
-    gaps_.on_disconnected(lost_at, reason);
-    subs_.on_disconnected(now);
-    const SteadyTime at = backoff_.next_attempt_at(attempt_started_, now);
-    set_state(ConnectionState::backoff);
-    arm(backoff_timer_, at, [this] { attempt(); });
-    publish();
+    wait_for_next_attempt(reason, lost_at, now);
   }
 
   // --- State (strand only unless noted) --------------------------------------
@@ -1121,28 +1031,19 @@ class MqttClient::Impl : public internal::StrandClient<MqttClient::Impl> {
   const CredentialsProvider provider_;
   const MqttClientCallbacks callbacks_;
 
-  Backoff backoff_;
-  CircuitBreaker breaker_;
-  SubscriptionSet subs_;
-  GapTracker gaps_;
   std::vector<SubscriptionAction> actions_;
   const std::shared_ptr<MqttGate> gate_;
   std::mt19937_64 rng_;  // client id suffixes
 
   internal::StrandTimer phase_timer_;     // connect_timeout
-  internal::StrandTimer backoff_timer_;   // next attempt (backoff, breaker)
   internal::StrandTimer liveness_timer_;  // keepalive probe and stall
   internal::StrandTimer subs_timer_;      // next_action_time()
-  internal::StrandTimer stable_timer_;    // live for stable_after → stable
   internal::StrandTimer refresh_timer_;   // credentials before they expire
 
   std::unique_ptr<Session> session_;
   std::uint64_t attempt_id_ = 0;
-  bool started_ = false;
   std::optional<net::executor_work_guard<net::io_context::executor_type>>
       running_;
-  std::optional<CircuitBreaker::Permit> permit_;
-  SteadyTime attempt_started_{};
   bool probe_outstanding_ = false;
   SteadyTime probe_sent_at_{};
 
@@ -1153,8 +1054,6 @@ class MqttClient::Impl : public internal::StrandClient<MqttClient::Impl> {
   SteadyTime last_forced_refresh_{};
   SteadyTime last_refresh_request_{};
 
-  MqttClientStats counters_;  // the strand's counters (published by publish())
-
   // Guarded by gate_->mu: which session's messages are delivered, and their
   // epoch (0: none).
   std::uint64_t live_session_ = 0;
@@ -1162,8 +1061,6 @@ class MqttClient::Impl : public internal::StrandClient<MqttClient::Impl> {
 
   // Any thread.
   std::atomic<SteadyTime::rep> last_inbound_ns_{0};
-  internal::FrameCounters frames_;
-  internal::StatsSnapshot<MqttClientStats> snapshot_;
 };
 
 void MqttGate::event(PahoEvent ev) {

@@ -222,68 +222,43 @@ using ConnPtr = std::shared_ptr<Conn>;
 
 }  // namespace
 
-class WsClient::Impl : public internal::StrandClient<WsClient::Impl> {
+class WsClient::Impl
+    : public internal::StrandClient<WsClient::Impl, WsClientStats> {
  public:
-  using Base = internal::StrandClient<WsClient::Impl>;
+  using Base = internal::StrandClient<WsClient::Impl, WsClientStats>;
+  friend Base;  // calls attempt(), drive(), on_stop_started()
 
   Impl(net::io_context& ioc, WsClientOptions options, internal::ParsedUrl url,
        std::unique_ptr<ssl::context> tls_context,
        std::unique_ptr<Protocol> protocol, CredentialsProvider credentials,
        WsClientCallbacks callbacks, Clock& clock, Backoff backoff,
        CircuitBreaker breaker, SubscriptionSet subs)
-      : Base(ioc, clock, callbacks.on_state),
+      : Base(ioc, clock, callbacks.on_state, std::move(backoff),
+             std::move(breaker), std::move(subs)),
         options_(std::move(options)),
         url_(std::move(url)),
         tls_context_(std::move(tls_context)),
         protocol_(std::move(protocol)),
         credentials_(std::move(credentials)),
         callbacks_(std::move(callbacks)),
-        backoff_(std::move(backoff)),
-        breaker_(std::move(breaker)),
-        subs_(std::move(subs)),
         phase_timer_(strand_),
-        backoff_timer_(strand_),
         login_timer_(strand_),
         idle_timer_(strand_),
         ping_timer_(strand_),
         pong_timer_(strand_),
         subs_timer_(strand_),
-        stable_timer_(strand_),
         refresh_timer_(strand_),
         close_timer_(strand_, /*runs_while_stopping=*/true) {
     publish();
   }
 
   // --- Public entry points (any thread): post to the strand. ---------------
+  // start(), stop(), unwant() and resubscribe() are the base's.
 
-  void start() {
-    post([](Impl& self) { self.do_start(); });
-  }
-  void stop(std::function<void()> done) {
-    post([done = std::move(done)](Impl& self) mutable {
-      self.do_stop(std::move(done));
-    });
-  }
   void want(std::string key) {
     post([key = std::move(key)](Impl& self) {
       if (self.stopping_) return;
       self.subs_.want(key);
-      self.drive();
-      self.publish();
-    });
-  }
-  void unwant(std::string key) {
-    post([key = std::move(key)](Impl& self) {
-      if (self.stopping_) return;
-      self.subs_.unwant(key);
-      self.drive();
-      self.publish();
-    });
-  }
-  void resubscribe(std::string key) {
-    post([key = std::move(key)](Impl& self) {
-      if (self.stopping_) return;
-      self.subs_.resubscribe(key);
       self.drive();
       self.publish();
     });
@@ -303,30 +278,15 @@ class WsClient::Impl : public internal::StrandClient<WsClient::Impl> {
     return s;
   }
 
+ private:
   // --- StrandClient hooks (strand). -----------------------------------------
-
-  // Copies the strand-side counters into the snapshot stats() returns.
-  void publish() {
-    WsClientStats s = counters_;  // the strand's counters; the rest below
-    s.state = state_;
-    s.epoch = gaps_.epoch().current();
-    s.subscriptions = subs_.stats();
-    s.breaker = breaker_.stats(clock_.now());
-    s.backoff = backoff_.stats();
-    snapshot_.store(s, state_since_);
-  }
 
   // Cancels every timer and closes the connection (stop() was processed).
   void on_stop_started() {
     const SteadyTime now = clock_.now();
     cancel_connection_timers();
-    cancel(backoff_timer_);
     cancel(refresh_timer_);
-    if (permit_) {
-      breaker_.release(*permit_, now);
-      permit_.reset();
-    }
-    subs_.on_disconnected(now);  // nothing stays pending in stats
+    end_attempts(now);
     if (ConnPtr c = std::exchange(conn_, nullptr)) {
       if (c->open) {
         // A close frame lets the broker free the session at once (KIS keeps
@@ -348,7 +308,6 @@ class WsClient::Impl : public internal::StrandClient<WsClient::Impl> {
     }
   }
 
- private:
   void cancel_connection_timers() {
     cancel(phase_timer_);
     cancel(login_timer_);
@@ -361,41 +320,12 @@ class WsClient::Impl : public internal::StrandClient<WsClient::Impl> {
 
   bool current(const ConnPtr& c) const { return c && c == conn_ && !stopping_; }
 
-  // --- Lifecycle -----------------------------------------------------------
-
-  void do_start() {
-    if (stopping_ || started_) return;
-    started_ = true;
-    const SteadyTime now = clock_.now();
-    const SteadyTime at = backoff_.first_attempt_at(now);
-    attempt_started_ = now;
-    if (at > now) {
-      set_state(ConnectionState::backoff);
-      arm(backoff_timer_, at, [this] { attempt(); });
-      publish();
-      return;
-    }
-    attempt();
-  }
-
   // --- Connecting ----------------------------------------------------------
 
   void attempt() {
     if (stopping_) return;
     const SteadyTime now = clock_.now();
-    permit_ = breaker_.try_acquire(now);
-    if (!permit_) {
-      ++counters_.breaker_rejections;
-      const Duration wait = std::clamp<Duration>(breaker_.retry_after(now),
-                                                 std::chrono::milliseconds(1),
-                                                 internal::kMaxWait);
-      set_state(ConnectionState::backoff);
-      arm(backoff_timer_, now + wait, [this] { attempt(); });
-      publish();
-      return;
-    }
-    attempt_started_ = now;
-    ++counters_.connect_attempts;
+    if (!begin_attempt(now)) return;
     auto c = std::make_shared<Conn>(strand_, tls_context_.get());
     conn_ = c;
     set_state(ConnectionState::connecting);
@@ -572,10 +502,7 @@ class WsClient::Impl : public internal::StrandClient<WsClient::Impl> {
   void logged_in(const ConnPtr& c) {
     const SteadyTime now = clock_.now();
     cancel(login_timer_);
-    if (permit_) {
-      breaker_.record_success(*permit_, now);
-      permit_.reset();
-    }
+    record_connected(now);
     // The GapEvent goes out before the new connection's first data frame.
     if (std::optional<GapEvent> gap =
             gaps_.on_connected(now, subs_.lost_keys())) {
@@ -621,17 +548,7 @@ class WsClient::Impl : public internal::StrandClient<WsClient::Impl> {
     });
   }
 
-  void go_live(SteadyTime now) {
-    set_state(ConnectionState::live);
-    if (options_.stable_after == std::chrono::milliseconds::zero()) {
-      backoff_.report_stable();
-      return;
-    }
-    arm(stable_timer_, now + options_.stable_after, [this] {
-      backoff_.report_stable();
-      publish();
-    });
-  }
+  void go_live(SteadyTime now) { Base::go_live(now, options_.stable_after); }
 
   // --- Reading -------------------------------------------------------------
 
@@ -846,16 +763,7 @@ class WsClient::Impl : public internal::StrandClient<WsClient::Impl> {
       if (phase == ConnectionState::logging_in) ++counters_.login_failures;
       counters_.count_disconnect(reason);
     }
-    if (permit_) {
-      breaker_.record_failure(*permit_, now);
-      permit_.reset();
-    }
-    gaps_.on_disconnected(lost_at, reason);
-    subs_.on_disconnected(now);
-    const SteadyTime at = backoff_.next_attempt_at(attempt_started_, now);
-    set_state(ConnectionState::backoff);
-    arm(backoff_timer_, at, [this] { attempt(); });
-    publish();
+    wait_for_next_attempt(reason, lost_at, now);
   }
 
   // --- State (strand only unless noted) --------------------------------------
@@ -867,30 +775,19 @@ class WsClient::Impl : public internal::StrandClient<WsClient::Impl> {
   const CredentialsProvider credentials_;
   const WsClientCallbacks callbacks_;
 
-  Backoff backoff_;
-  CircuitBreaker breaker_;
-  SubscriptionSet subs_;
-  GapTracker gaps_;
   std::vector<SubscriptionAction> actions_;
 
   internal::StrandTimer
       phase_timer_;  // connect_timeout, then handshake_timeout
-  internal::StrandTimer
-      backoff_timer_;  // next attempt (backoff or breaker wait)
   internal::StrandTimer login_timer_;
   internal::StrandTimer idle_timer_;
   internal::StrandTimer ping_timer_;
   internal::StrandTimer pong_timer_;
-  internal::StrandTimer subs_timer_;  // SubscriptionSet::next_action_time()
-  internal::StrandTimer
-      stable_timer_;  // live for stable_after → Backoff::report_stable()
+  internal::StrandTimer subs_timer_;     // SubscriptionSet::next_action_time()
   internal::StrandTimer refresh_timer_;  // credentials refresh before expiry
   internal::StrandTimer close_timer_;    // caps stop()'s close handshake
 
   ConnPtr conn_;
-  bool started_ = false;
-  std::optional<CircuitBreaker::Permit> permit_;
-  SteadyTime attempt_started_{};
   SteadyTime last_frame_at_{};
   std::uint64_t epoch_ = 0;
   std::uint64_t pong_deadline_seq_ = 0;
@@ -902,12 +799,7 @@ class WsClient::Impl : public internal::StrandClient<WsClient::Impl> {
   SteadyTime last_forced_refresh_{};
   SteadyTime last_refresh_request_{};
 
-  WsClientStats counters_;  // the strand's counters (published by publish())
-
-  // Read by stats() from any thread.
-  internal::StatsSnapshot<WsClientStats> snapshot_;
-  internal::FrameCounters frames_;
-  std::atomic<std::uint64_t> notices_{0};
+  std::atomic<std::uint64_t> notices_{0};  // read by stats(), any thread
 };
 
 absl::StatusOr<std::shared_ptr<WsClient>> WsClient::create(

@@ -24,6 +24,7 @@
 #include "feedkit/testing/faulty_ws_server.h"
 #include "feedkit/testing/line_protocol.h"
 #include "feedkit/ws_client.h"
+#include "support/tick_client.h"
 
 namespace feedkit {
 namespace {
@@ -31,16 +32,12 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using testing::FaultyWsServer;
-using testing::LineProtocol;
 
 constexpr Duration kWait = seconds(10);
 constexpr double kFramesPerSecond = 200;  // per key: one every 5 ms
 
-struct Tick {
-  bool is_a = false;  // key "A", else "B"
-  SteadyTime recv_time{};
-};
-using Event = std::variant<Tick, GapEvent>;
+using testing::Tick;
+using Event = testing::TickEvent;
 
 double ms_between(SteadyTime from, SteadyTime to) {
   return std::chrono::duration<double, std::milli>(to - from).count();
@@ -72,13 +69,7 @@ class Collector {
   }
 
   ~Collector() {
-    if (client_) {
-      std::promise<void> stopped;
-      client_->stop([&] { stopped.set_value(); });
-      stopped.get_future().wait_for(kWait);
-    }
-    ioc_.stop();
-    if (runner_.joinable()) runner_.join();
+    testing::stop_tick_client(client_.get(), ioc_, runner_, kWait);
   }
 
   FaultyWsServer& server() { return *server_; }
@@ -91,26 +82,9 @@ class Collector {
   void start() {
     auto producer = dispatcher_->make_producer().value();
     producer_.emplace(std::move(producer));
-    WsClientOptions o;
-    o.url = server_->url();
+    WsClientOptions o = testing::tick_client_options(server_->url());
     o.idle_timeout = seconds(5);
-    o.stable_after = milliseconds(100);
-    o.backoff = {.initial = milliseconds(20),
-                 .multiplier = 1.6,
-                 .max = milliseconds(200)};
-    WsClientCallbacks cb;
-    cb.on_data = [this](std::string_view frame, SteadyTime t, std::uint64_t) {
-      auto d = testing::parse_line_data(frame);
-      if (d) (void)producer_->try_push(Tick{d->key == "A", t});
-    };
-    cb.on_gap = [this](const GapEvent& gap) { producer_->push_control(gap); };
-    client_ = WsClient::create(
-                  ioc_, o, std::make_unique<LineProtocol>(false),
-                  [](bool, auto done) {
-                    done(Credentials{"s", SteadyTime::max()});
-                  },
-                  cb)
-                  .value();
+    client_ = testing::make_tick_client(ioc_, o, "s", *producer_);
     client_->want("A");
     client_->want("B");
     client_->start();

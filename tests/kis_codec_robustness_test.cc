@@ -87,9 +87,7 @@ TEST(KisCodecRobustness, EveryDamagedFrameIsDecodedOrCountedNeverACrash) {
       ASSERT_EQ(what.reply, input);
     }
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-          .count();
+  const double seconds = testing::seconds_since(start);
   const KisCodecStats& stats = codec->stats();
   EXPECT_EQ(stats.data_frames, static_cast<std::uint64_t>(kInputs));
   EXPECT_EQ(stats.decoded_frames, tally.accepted());
@@ -112,17 +110,7 @@ TEST(KisCodecRobustness, EveryDamagedFrameIsDecodedOrCountedNeverACrash) {
   EXPECT_GT(tally.accepted(), kInputs / 50u);
   EXPECT_GE(tally.distinct_reasons(), 12u);
   EXPECT_GT(stats.encrypted_frames, 0u);
-  std::printf(
-      "[ measure  ] %d inputs in %.1f s: %llu decoded, %llu rejected "
-      "(%zu reasons)\n",
-      kInputs, seconds, static_cast<unsigned long long>(tally.accepted()),
-      static_cast<unsigned long long>(tally.rejected()),
-      tally.distinct_reasons());
-  for (std::size_t r = 1; r < kKisErrorCount; ++r) {
-    std::printf("[ measure  ]   %s: %llu\n",
-                std::string(to_string(static_cast<KisError>(r))).c_str(),
-                static_cast<unsigned long long>(tally.count[r]));
-  }
+  tally.print<KisError>(kInputs, seconds);
 }
 
 }  // namespace

@@ -96,9 +96,7 @@ TEST(KiwoomCodecRobustness, EveryDamagedFrameIsDecodedOrCountedNeverACrash) {
       ASSERT_EQ(what.reply, input);
     }
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-          .count();
+  const double seconds = testing::seconds_since(start);
   const KiwoomCodecStats& stats = codec->stats();
   EXPECT_EQ(stats.real_frames, static_cast<std::uint64_t>(kInputs));
   EXPECT_EQ(stats.messages, static_cast<std::uint64_t>(kInputs));
@@ -117,17 +115,9 @@ TEST(KiwoomCodecRobustness, EveryDamagedFrameIsDecodedOrCountedNeverACrash) {
   }
   EXPECT_GT(tally.accepted(), kInputs / 50u);
   EXPECT_GE(tally.distinct_reasons(), 9u);
-  std::printf(
-      "[ measure  ] %d inputs in %.1f s: %llu decoded, %llu rejected "
-      "(%zu reasons), %llu malformed for classify()\n",
-      kInputs, seconds, static_cast<unsigned long long>(tally.accepted()),
-      static_cast<unsigned long long>(tally.rejected()),
-      tally.distinct_reasons(), static_cast<unsigned long long>(malformed));
-  for (std::size_t r = 1; r < kKiwoomErrorCount; ++r) {
-    std::printf("[ measure  ]   %s: %llu\n",
-                std::string(to_string(static_cast<KiwoomError>(r))).c_str(),
-                static_cast<unsigned long long>(tally.count[r]));
-  }
+  tally.print<KiwoomError>(
+      kInputs, seconds,
+      ", " + std::to_string(malformed) + " malformed for classify()");
 }
 
 }  // namespace

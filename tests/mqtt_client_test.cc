@@ -31,6 +31,7 @@
 #include "feedkit/testing/tcp_fault_proxy.h"
 #include "feedkit/testing/test_certificate.h"
 #include "feedkit/testing/ws_tcp_bridge.h"
+#include "support/client_harness.h"
 
 // Every test runs a real mosquitto (MosquittoBroker) on loopback, often
 // behind a TcpFaultProxy or a WsTcpBridge, and an MqttClient on an
@@ -46,30 +47,19 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using testing::LinkMode;
+using testing::measure;
 using testing::MosquittoBroker;
 using testing::MosquittoBrokerOptions;
+using testing::ms_of;
 using testing::TcpFaultProxy;
 using testing::WsTcpBridge;
 
 constexpr Duration kWait = seconds(10);  // the most any condition may take
 
-double ms_of(Duration d) {
-  return std::chrono::duration<double, std::milli>(d).count();
-}
-
-void measure(const char* what, Duration d) {
-  std::printf("[ measure  ] %s: %.1f ms\n", what, ms_of(d));
-  std::fflush(stdout);
-}
-
 // Collects what the client's callbacks report, for the test thread.
-class Recorder {
+class Recorder : public testing::ClientRecorder {
  public:
-  struct StateChange {
-    ConnectionState from;
-    ConnectionState to;
-    SteadyTime at;
-  };
+  Recorder() : ClientRecorder(kWait) {}
 
   MqttClientCallbacks callbacks(
       std::function<void(std::string_view, std::string_view, SteadyTime,
@@ -83,26 +73,9 @@ class Recorder {
         std::lock_guard lock(mu_);
         ++messages_[std::string(topic)];
         ++total_;
-        // Data must carry the epoch announced last: 1 before any gap.
-        const std::uint64_t expected =
-            gaps_.empty() ? 1 : gaps_.back().new_epoch;
-        if (epoch != expected) ++out_of_epoch_;
+        check_epoch_locked(epoch);
       }
       if (also_on_message) also_on_message(topic, payload, t, epoch);
-      cv_.notify_all();
-    };
-    cb.on_gap = [this](const GapEvent& gap) {
-      {
-        std::lock_guard lock(mu_);
-        gaps_.push_back(gap);
-      }
-      cv_.notify_all();
-    };
-    cb.on_state = [this](ConnectionState from, ConnectionState to) {
-      {
-        std::lock_guard lock(mu_);
-        states_.push_back({from, to, SteadyClock::now()});
-      }
       cv_.notify_all();
     };
     cb.on_rejected = [this](std::string_view topic, std::string_view reason) {
@@ -112,32 +85,8 @@ class Recorder {
       }
       cv_.notify_all();
     };
+    record_lifecycle(cb);
     return cb;
-  }
-
-  // Blocks until `pred()` (called under the recorder's lock) holds or
-  // `timeout` passes; returns whether it held.
-  template <class Pred>
-  bool wait(Pred pred, Duration timeout = kWait) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] { return pred(); });
-  }
-
-  // Blocks until `pred(client.stats())` holds, re-checking on every callback
-  // and at least every 5 ms (stats counters change without a callback).
-  template <class Pred>
-  bool wait_for_stats(const MqttClient& client, Pred pred,
-                      Duration timeout = kWait) {
-    const SteadyTime deadline = SteadyClock::now() + timeout;
-    std::unique_lock lock(mu_);
-    while (true) {
-      lock.unlock();
-      const bool ok = pred(client.stats());
-      lock.lock();
-      if (ok) return true;
-      if (SteadyClock::now() >= deadline) return false;
-      cv_.wait_for(lock, milliseconds(5));
-    }
   }
 
   // Accessors for use inside wait() predicates (the lock is held there).
@@ -146,35 +95,9 @@ class Recorder {
     auto it = messages_.find(topic);
     return it == messages_.end() ? 0 : it->second;
   }
-  const std::vector<GapEvent>& gaps_locked() const { return gaps_; }
-  ConnectionState state_locked() const {
-    return states_.empty() ? ConnectionState::disconnected : states_.back().to;
-  }
-  bool reached_locked(ConnectionState s) const {
-    for (const auto& c : states_) {
-      if (c.to == s) return true;
-    }
-    return false;
-  }
   std::size_t rejected_locked() const { return rejected_.size(); }
 
   // Snapshots for the test thread.
-  std::vector<SteadyTime> times_to(ConnectionState s) const {
-    std::lock_guard lock(mu_);
-    std::vector<SteadyTime> out;
-    for (const auto& c : states_) {
-      if (c.to == s) out.push_back(c.at);
-    }
-    return out;
-  }
-  std::vector<StateChange> states() const {
-    std::lock_guard lock(mu_);
-    return states_;
-  }
-  std::vector<GapEvent> gaps() const {
-    std::lock_guard lock(mu_);
-    return gaps_;
-  }
   std::uint64_t total() const {
     std::lock_guard lock(mu_);
     return total_;
@@ -183,23 +106,14 @@ class Recorder {
     std::lock_guard lock(mu_);
     return messages_locked(topic);
   }
-  std::uint64_t out_of_epoch() const {
-    std::lock_guard lock(mu_);
-    return out_of_epoch_;
-  }
   std::vector<std::pair<std::string, std::string>> rejected() const {
     std::lock_guard lock(mu_);
     return rejected_;
   }
 
  private:
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
   std::map<std::string, std::uint64_t> messages_;
   std::uint64_t total_ = 0;
-  std::uint64_t out_of_epoch_ = 0;
-  std::vector<GapEvent> gaps_;
-  std::vector<StateChange> states_;
   std::vector<std::pair<std::string, std::string>> rejected_;
 };
 
@@ -314,7 +228,7 @@ CredentialsProvider fixed_secret(std::string secret) {
 
 // A broker, optionally a proxy in front of it, an io_context on its own
 // thread and a client.
-class Harness {
+class Harness : public testing::ClientRunner<MqttClient, Recorder> {
  public:
   explicit Harness(MosquittoBrokerOptions broker_options = {},
                    bool start_broker = true) {
@@ -324,19 +238,9 @@ class Harness {
     if (broker.ok()) broker_ = *std::move(broker);
   }
 
-  ~Harness() {
-    if (client_ && !stopped_) stop_and_join();
-    if (runner_.joinable()) {
-      ioc_.stop();
-      runner_.join();
-    }
-  }
+  ~Harness() { finish(); }  // the client stops while the broker runs
 
   MosquittoBroker& broker() { return *broker_; }
-  Recorder& rec() { return rec_; }
-  MqttClient& client() { return *client_; }
-  boost::asio::io_context& ioc() { return ioc_; }
-  void mark_stopped() { stopped_ = true; }
 
   // Starts a TcpFaultProxy in front of the broker; returns its URI.
   std::string proxy_uri() {
@@ -357,77 +261,9 @@ class Harness {
     client_ = *std::move(created);
   }
 
-  // Starts the client and runs the io_context on a thread.
-  void start(std::vector<std::string> topics = {}) {
-    for (auto& t : topics) client_->want(std::move(t));
-    client_->start();
-    runner_ = std::thread([this] {
-      ioc_.run();
-      {
-        std::lock_guard lock(run_mu_);
-        run_returned_ = true;
-      }
-      run_cv_.notify_all();
-    });
-  }
-
-  bool wait_live(Duration timeout = kWait) {
-    return rec_.wait(
-        [&] { return rec_.state_locked() == ConnectionState::live; }, timeout);
-  }
-
-  // Calls stop(), waits for its `done` and for run() to return; returns the
-  // time from stop() to `done`. Fails the test if either takes over 3 s.
-  Duration stop_and_join() {
-    stopped_ = true;
-    std::mutex mu;
-    std::condition_variable cv;
-    int done_calls = 0;
-    SteadyTime done_at{};
-    const SteadyTime asked = SteadyClock::now();
-    client_->stop([&] {
-      std::lock_guard lock(mu);
-      ++done_calls;
-      done_at = SteadyClock::now();
-      cv.notify_all();
-    });
-    {
-      std::unique_lock lock(mu);
-      EXPECT_TRUE(cv.wait_for(lock, seconds(3), [&] { return done_calls > 0; }))
-          << "stop() did not complete";
-    }
-    {
-      std::unique_lock lock(run_mu_);
-      EXPECT_TRUE(run_cv_.wait_for(lock, seconds(3), [&] {
-        return run_returned_;
-      })) << "io_context::run() did not return after stop()";
-    }
-    if (runner_.joinable()) {
-      bool returned;
-      {
-        std::lock_guard lock(run_mu_);
-        returned = run_returned_;
-      }
-      if (!returned) ioc_.stop();
-      runner_.join();
-    }
-    std::lock_guard lock(mu);
-    EXPECT_EQ(done_calls, 1);
-    EXPECT_EQ(client_->stats().state, ConnectionState::stopped);
-    return done_calls > 0 ? done_at - asked : Duration::max();
-  }
-
  private:
   std::unique_ptr<MosquittoBroker> broker_;
   std::unique_ptr<TcpFaultProxy> proxy_;
-  boost::asio::io_context ioc_;
-  Recorder rec_;
-  std::shared_ptr<MqttClient> client_;
-  std::thread runner_;
-  std::mutex run_mu_;
-  std::condition_variable run_cv_;
-  bool run_returned_ = false;
-  bool stopped_ = false;
 };
 
 // A broker with users: "feed" may only use prices/#; "pub" may do anything.

@@ -89,9 +89,7 @@ TEST(SettradeCodecRobustness,
     ASSERT_EQ(events.size(), result.ok() ? 1u : 0u);
     if (result.ok()) testing::expect_valid(events[0]);
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-          .count();
+  const double seconds = testing::seconds_since(start);
   EXPECT_EQ(google.stats().messages + units_first.stats().messages,
             static_cast<std::uint64_t>(kInputs));
   EXPECT_EQ(google.stats().books + units_first.stats().books, tally.accepted());
@@ -104,17 +102,7 @@ TEST(SettradeCodecRobustness,
   }
   EXPECT_GT(tally.accepted(), kInputs / 50u);
   EXPECT_GE(tally.distinct_reasons(), 8u);
-  std::printf(
-      "[ measure  ] %d inputs in %.1f s: %llu decoded, %llu rejected "
-      "(%zu reasons)\n",
-      kInputs, seconds, static_cast<unsigned long long>(tally.accepted()),
-      static_cast<unsigned long long>(tally.rejected()),
-      tally.distinct_reasons());
-  for (std::size_t r = 1; r < kSettradeErrorCount; ++r) {
-    std::printf("[ measure  ]   %s: %llu\n",
-                std::string(to_string(static_cast<SettradeError>(r))).c_str(),
-                static_cast<unsigned long long>(tally.count[r]));
-  }
+  tally.print<SettradeError>(kInputs, seconds);
 }
 
 }  // namespace

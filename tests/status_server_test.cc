@@ -38,6 +38,7 @@
 #include "feedkit/testing/faulty_ws_server.h"
 #include "feedkit/testing/line_protocol.h"
 #include "feedkit/ws_client.h"
+#include "support/tick_client.h"
 
 // Every test scrapes a real StatusServer over HTTP on loopback. The client
 // side is Asio: raw bytes in, everything the server sends until it closes
@@ -56,7 +57,6 @@ using tcp = net::ip::tcp;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using testing::FaultyWsServer;
-using testing::LineProtocol;
 
 constexpr Duration kWait = seconds(10);  // the most any condition may take
 
@@ -521,11 +521,8 @@ TEST(FeedReady, FailsOnAStaleFeedOrTooManyStaleSymbols) {
 
 // --- End to end: a collector on a FaultyWsServer --------------------------
 
-struct Tick {
-  bool is_a = false;
-  SteadyTime recv_time{};
-};
-using Event = std::variant<Tick, GapEvent>;
+using testing::Tick;
+using Event = testing::TickEvent;
 
 struct CollectorOptions {
   std::size_t capacity = 4096;
@@ -556,29 +553,11 @@ class Collector {
     a_ = health_->expect("A");
     b_ = health_->expect("B");
 
-    WsClientOptions w;
-    w.url = server_->url();
+    WsClientOptions w = testing::tick_client_options(server_->url());
     w.idle_timeout =
         std::chrono::duration_cast<milliseconds>(options_.idle_timeout);
-    w.stable_after = milliseconds(100);
-    w.backoff = {.initial = milliseconds(20),
-                 .multiplier = 1.6,
-                 .max = milliseconds(200)};
     w.breaker.wait_in_open = milliseconds(200);
-    WsClientCallbacks cb;
-    cb.on_data = [this](std::string_view frame, SteadyTime t, std::uint64_t) {
-      if (auto d = testing::parse_line_data(frame)) {
-        (void)producer_->try_push(Tick{d->key == "A", t});
-      }
-    };
-    cb.on_gap = [this](const GapEvent& gap) { producer_->push_control(gap); };
-    client_ = WsClient::create(
-                  ioc_, w, std::make_unique<LineProtocol>(false),
-                  [secret = options_.secret](bool, auto done) {
-                    done(Credentials{secret, SteadyTime::max()});
-                  },
-                  cb)
-                  .value();
+    client_ = testing::make_tick_client(ioc_, w, options_.secret, *producer_);
 
     EXPECT_TRUE(
         bridge_.add_connection("c0", [c = client_] { return c->stats(); })
@@ -610,11 +589,7 @@ class Collector {
     }
     cv_.notify_all();
     if (consumer_.joinable()) consumer_.join();
-    std::promise<void> stopped;
-    client_->stop([&] { stopped.set_value(); });
-    stopped.get_future().wait_for(kWait);
-    ioc_.stop();
-    if (runner_.joinable()) runner_.join();
+    testing::stop_tick_client(client_.get(), ioc_, runner_, kWait);
   }
 
   FaultyWsServer& server() { return *server_; }

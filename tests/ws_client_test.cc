@@ -24,6 +24,7 @@
 #include "feedkit/testing/faulty_ws_server.h"
 #include "feedkit/testing/line_protocol.h"
 #include "feedkit/testing/test_certificate.h"
+#include "support/client_harness.h"
 
 // Every test runs a real FaultyWsServer on loopback and a WsClient on an
 // io_context of its own thread. Conditions are waited for, never slept for:
@@ -40,27 +41,16 @@ using std::chrono::seconds;
 using testing::FaultyWsServer;
 using testing::HandshakeMode;
 using testing::LineProtocol;
+using testing::measure;
+using testing::ms_of;
 
 constexpr Duration kWait = seconds(8);  // the most any condition may take
 
-double ms_of(Duration d) {
-  return std::chrono::duration<double, std::milli>(d).count();
-}
-
-void measure(const char* what, Duration d) {
-  std::printf("[ measure  ] %s: %.1f ms\n", what, ms_of(d));
-  std::fflush(stdout);
-}
-
 // Collects what the client's callbacks report (on the client's strand) for
 // the test thread.
-class Recorder {
+class Recorder : public testing::ClientRecorder {
  public:
-  struct StateChange {
-    ConnectionState from;
-    ConnectionState to;
-    SteadyTime at;
-  };
+  Recorder() : ClientRecorder(kWait) {}
 
   WsClientCallbacks callbacks(
       std::function<void(std::string_view, SteadyTime, std::uint64_t)>
@@ -71,102 +61,23 @@ class Recorder {
       {
         std::lock_guard lock(mu_);
         ++data_;
-        // Data must carry the epoch announced last: 1 before any gap.
-        const std::uint64_t expected =
-            gaps_.empty() ? 1 : gaps_.back().new_epoch;
-        if (epoch != expected) ++out_of_epoch_;
+        check_epoch_locked(epoch);
       }
       if (also_on_data) also_on_data(frame, t, epoch);
       cv_.notify_all();
     };
-    cb.on_gap = [this](const GapEvent& gap) {
-      {
-        std::lock_guard lock(mu_);
-        gaps_.push_back(gap);
-      }
-      cv_.notify_all();
-    };
-    cb.on_state = [this](ConnectionState from, ConnectionState to) {
-      {
-        std::lock_guard lock(mu_);
-        states_.push_back({from, to, SteadyClock::now()});
-      }
-      cv_.notify_all();
-    };
+    record_lifecycle(cb);
     return cb;
   }
 
-  // Blocks until `pred()` (called under the recorder's lock) holds or
-  // `timeout` passes; returns whether it held.
-  template <class Pred>
-  bool wait(Pred pred, Duration timeout = kWait) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] { return pred(); });
-  }
-
-  // Blocks until `pred(client.stats())` holds, re-checking on every callback
-  // and at least every 5 ms (stats counters change without a callback).
-  template <class Pred>
-  bool wait_for_stats(const WsClient& client, Pred pred,
-                      Duration timeout = kWait) {
-    const SteadyTime deadline = SteadyClock::now() + timeout;
-    std::unique_lock lock(mu_);
-    while (true) {
-      lock.unlock();
-      const bool ok = pred(client.stats());
-      lock.lock();
-      if (ok) return true;
-      if (SteadyClock::now() >= deadline) return false;
-      cv_.wait_for(lock, milliseconds(5));
-    }
-  }
-
-  // Accessors for use inside wait() predicates (the lock is held there).
-  bool reached_locked(ConnectionState s) const {
-    for (const auto& c : states_) {
-      if (c.to == s) return true;
-    }
-    return false;
-  }
-  const std::vector<GapEvent>& gaps_locked() const { return gaps_; }
-  std::uint64_t data_locked() const { return data_; }
-  ConnectionState state_locked() const {
-    return states_.empty() ? ConnectionState::disconnected : states_.back().to;
-  }
-
-  // Snapshots for the test thread.
-  std::vector<SteadyTime> times_to(ConnectionState s) const {
-    std::lock_guard lock(mu_);
-    std::vector<SteadyTime> out;
-    for (const auto& c : states_) {
-      if (c.to == s) out.push_back(c.at);
-    }
-    return out;
-  }
-  std::vector<GapEvent> gaps() const {
-    std::lock_guard lock(mu_);
-    return gaps_;
-  }
-  std::vector<StateChange> states() const {
-    std::lock_guard lock(mu_);
-    return states_;
-  }
+  std::uint64_t data_locked() const { return data_; }  // in wait() predicates
   std::uint64_t data() const {
     std::lock_guard lock(mu_);
     return data_;
   }
-  std::uint64_t out_of_epoch() const {
-    std::lock_guard lock(mu_);
-    return out_of_epoch_;
-  }
 
  private:
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<GapEvent> gaps_;
-  std::vector<StateChange> states_;
   std::uint64_t data_ = 0;
-  std::uint64_t out_of_epoch_ = 0;
 };
 
 // Small timeouts so that every fault resolves in milliseconds.
@@ -196,28 +107,16 @@ CredentialsProvider fixed_secret(std::string secret) {
 }
 
 // A server, an io_context on its own thread and a client.
-class Harness {
+class Harness : public testing::ClientRunner<WsClient, Recorder> {
  public:
   explicit Harness(testing::FaultyWsServerOptions server_options = {}) {
     auto server = FaultyWsServer::start(std::move(server_options));
     EXPECT_TRUE(server.ok()) << server.status();
     if (server.ok()) server_ = *std::move(server);
   }
-
-  ~Harness() {
-    if (client_ && !stopped_) stop_and_join();
-    if (runner_.joinable()) {
-      ioc_.stop();
-      runner_.join();
-    }
-  }
+  ~Harness() { finish(); }  // the client stops while the server runs
 
   FaultyWsServer& server() { return *server_; }
-  // For tests that stop the client and run the io_context themselves.
-  void mark_stopped() { stopped_ = true; }
-  boost::asio::io_context& ioc() { return ioc_; }
-  Recorder& rec() { return rec_; }
-  WsClient& client() { return *client_; }
 
   void make_client(WsClientOptions options,
                    std::unique_ptr<Protocol> protocol = nullptr,
@@ -232,80 +131,8 @@ class Harness {
     client_ = *std::move(created);
   }
 
-  // Starts the client and runs the io_context on a thread.
-  void start(std::vector<std::string> keys = {}) {
-    for (auto& k : keys) client_->want(std::move(k));
-    client_->start();
-    run();
-  }
-
-  void run() {
-    runner_ = std::thread([this] {
-      ioc_.run();
-      {
-        std::lock_guard lock(run_mu_);
-        run_returned_ = true;
-      }
-      run_cv_.notify_all();
-    });
-  }
-
-  bool wait_live(Duration timeout = kWait) {
-    return rec_.wait(
-        [&] { return rec_.state_locked() == ConnectionState::live; }, timeout);
-  }
-
-  // Calls stop(), waits for its `done` and for run() to return; returns the
-  // time from stop() to `done`. Fails the test if either takes over 3 s.
-  Duration stop_and_join() {
-    stopped_ = true;
-    std::mutex mu;
-    std::condition_variable cv;
-    int done_calls = 0;
-    SteadyTime done_at{};
-    const SteadyTime asked = SteadyClock::now();
-    client_->stop([&] {
-      std::lock_guard lock(mu);
-      ++done_calls;
-      done_at = SteadyClock::now();
-      cv.notify_all();
-    });
-    {
-      std::unique_lock lock(mu);
-      EXPECT_TRUE(cv.wait_for(lock, seconds(3), [&] { return done_calls > 0; }))
-          << "stop() did not complete";
-    }
-    {
-      std::unique_lock lock(run_mu_);
-      EXPECT_TRUE(run_cv_.wait_for(lock, seconds(3), [&] {
-        return run_returned_;
-      })) << "io_context::run() did not return after stop()";
-    }
-    if (runner_.joinable()) {
-      bool returned;
-      {
-        std::lock_guard lock(run_mu_);
-        returned = run_returned_;
-      }
-      if (!returned) ioc_.stop();
-      runner_.join();
-    }
-    std::lock_guard lock(mu);
-    EXPECT_EQ(done_calls, 1);
-    EXPECT_EQ(client_->stats().state, ConnectionState::stopped);
-    return done_calls > 0 ? done_at - asked : Duration::max();
-  }
-
  private:
   std::unique_ptr<FaultyWsServer> server_;
-  boost::asio::io_context ioc_;
-  Recorder rec_;
-  std::shared_ptr<WsClient> client_;
-  std::thread runner_;
-  std::mutex run_mu_;
-  std::condition_variable run_cv_;
-  bool run_returned_ = false;
-  bool stopped_ = false;
 };
 
 // ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base64.h"
+#include "common/subscription_key.h"
 
 namespace examples::kis {
 
@@ -280,17 +281,13 @@ std::string subscription_request(std::string_view approval_key,
 }
 
 std::string subscription_key(std::string_view tr_id, std::string_view tr_key) {
-  std::string key(tr_id);
-  key.append("|").append(tr_key);
-  return key;
+  return join_key(tr_id, tr_key);
 }
 
 std::optional<KeyParts> split_subscription_key(std::string_view key) noexcept {
-  const std::size_t bar = key.find('|');
-  if (bar == 0 || bar == std::string_view::npos || bar + 1 == key.size()) {
-    return std::nullopt;
-  }
-  return KeyParts{key.substr(0, bar), key.substr(bar + 1)};
+  const auto parts = split_key(key);
+  if (!parts) return std::nullopt;
+  return KeyParts{parts->first, parts->second};
 }
 
 // --- Frames

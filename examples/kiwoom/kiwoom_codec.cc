@@ -6,6 +6,7 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "common/subscription_key.h"
 
 namespace examples::kiwoom {
 
@@ -255,17 +256,13 @@ std::string registration_frame(Registration kind,
 }
 
 std::string subscription_key(std::string_view type, std::string_view item) {
-  std::string key(type);
-  key.append("|").append(item);
-  return key;
+  return join_key(type, item);
 }
 
 std::optional<KeyParts> split_subscription_key(std::string_view key) noexcept {
-  const std::size_t bar = key.find('|');
-  if (bar == 0 || bar == std::string_view::npos || bar + 1 == key.size()) {
-    return std::nullopt;
-  }
-  return KeyParts{key.substr(0, bar), key.substr(bar + 1)};
+  const auto parts = split_key(key);
+  if (!parts) return std::nullopt;
+  return KeyParts{parts->first, parts->second};
 }
 
 bool is_token_rejection(const Message& login) noexcept {

@@ -3,22 +3,34 @@
 // src/internal/strand_client.h: what every feed client's Impl (WsClient,
 // MqttClient) needs to live on one strand of the caller's io_context. Not API.
 //
-//   StrandClient<Derived>  CRTP base of a client's Impl: the strand, the
+//   StrandClient<Derived, Stats>
+//                          CRTP base of a client's Impl: the strand, the
 //                          injected clock, timers whose stale waits are void
 //                          (sequence numbers), every asynchronous operation
 //                          counted so that stop() knows when nothing of the
 //                          client runs any more, the `done` callbacks of
 //                          stop(), a work guard while a credentials fetch is
 //                          outstanding, and the state with its on_state call.
+//                          Also the reconnect cycle both clients share: the
+//                          backoff, breaker, subscriptions and gap tracker,
+//                          the strand's counters and their published
+//                          snapshot, start()/stop()/unwant()/resubscribe(),
+//                          the first attempt, the breaker's gate on every
+//                          attempt, the wait for the next one after a loss,
+//                          and the stable timer once live.
 //   StatsSnapshot<Stats>   what stats() returns from any thread: the strand's
 //                          counters copied under a mutex.
 //   FrameCounters          the per-frame counters, atomics bumped on the hot
 //                          path (possibly off the strand) and read by stats().
 //   next_refresh_time()    when to refresh credentials before they expire.
 //
-// Derived must provide, all called on the strand:
-//   void publish();          copy its counters into its StatsSnapshot
+// Derived must provide, all called on the strand (it may keep them private
+// and befriend its base):
+//   void attempt();          start a connection attempt (begins with
+//                            begin_attempt())
+//   void drive();            act on the subscriptions (want/unwant/...)
 //   void on_stop_started();  close its transport (stop() was just processed)
+// and may provide void on_start() (start() was just processed, once).
 //
 // Thread safety: everything but StatsSnapshot and FrameCounters is used on
 // the strand only.
@@ -39,13 +51,18 @@
 #include <memory>
 #include <mutex>  // std::mutex, not absl::Mutex: Debian builds Abseil without TSan hooks
 #include <optional>
+#include <string>
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "feedkit/backoff.h"
+#include "feedkit/circuit_breaker.h"
 #include "feedkit/clock.h"
 #include "feedkit/connection.h"
+#include "feedkit/epoch.h"
+#include "feedkit/subscription_set.h"
 
 namespace feedkit::internal {
 
@@ -133,16 +150,49 @@ class StatsSnapshot {
   SteadyTime state_since_ ABSL_GUARDED_BY(mu_){};
 };
 
-template <class Derived>
+template <class Derived, class Stats>
 class StrandClient : public std::enable_shared_from_this<Derived> {
  public:
   StrandClient(net::io_context& ioc, Clock& clock,
-               std::function<void(ConnectionState, ConnectionState)> on_state)
+               std::function<void(ConnectionState, ConnectionState)> on_state,
+               Backoff backoff, CircuitBreaker breaker, SubscriptionSet subs)
       : ioc_(ioc),
         strand_(net::make_strand(ioc)),
         clock_(clock),
         on_state_(std::move(on_state)),
-        state_since_(clock.now()) {}
+        state_since_(clock.now()),
+        backoff_(std::move(backoff)),
+        breaker_(std::move(breaker)),
+        subs_(std::move(subs)),
+        backoff_timer_(strand_),
+        stable_timer_(strand_) {}
+
+  // --- Public entry points (any thread): post to the strand. ---------------
+
+  void start() {
+    post([](Derived& self) { self.do_start(); });
+  }
+  void stop(std::function<void()> done) {
+    post([done = std::move(done)](Derived& self) mutable {
+      self.do_stop(std::move(done));
+    });
+  }
+  void unwant(std::string key) {
+    post([key = std::move(key)](Derived& self) {
+      if (self.stopping_) return;
+      self.subs_.unwant(key);
+      self.drive();
+      self.publish();
+    });
+  }
+  void resubscribe(std::string key) {
+    post([key = std::move(key)](Derived& self) {
+      if (self.stopping_) return;
+      self.subs_.resubscribe(key);
+      self.drive();
+      self.publish();
+    });
+  }
 
   // Posts `f(derived)` to the strand, keeping the client alive until it ran.
   // Any thread.
@@ -170,6 +220,105 @@ class StrandClient : public std::enable_shared_from_this<Derived> {
 
  protected:
   Derived& derived() { return static_cast<Derived&>(*this); }
+
+  void on_start() {}  // Derived's hides it
+
+  // Copies the strand-side counters and state into the snapshot stats()
+  // returns.
+  void publish() {
+    Stats s = counters_;  // the strand's counters; the rest below
+    s.state = state_;
+    s.epoch = gaps_.epoch().current();
+    s.subscriptions = subs_.stats();
+    s.breaker = breaker_.stats(clock_.now());
+    s.backoff = backoff_.stats();
+    snapshot_.store(s, state_since_);
+  }
+
+  // start(): the first attempt, now or after the backoff's first delay.
+  void do_start() {
+    if (stopping_ || started_) return;
+    started_ = true;
+    derived().on_start();
+    const SteadyTime now = clock_.now();
+    const SteadyTime at = backoff_.first_attempt_at(now);
+    attempt_started_ = now;
+    if (at > now) {
+      set_state(ConnectionState::backoff);
+      arm(backoff_timer_, at, [this] { derived().attempt(); });
+      publish();
+      return;
+    }
+    derived().attempt();
+  }
+
+  // Begins an attempt at `now`: takes the breaker's permit and counts the
+  // attempt, or (breaker open) counts the rejection, waits in backoff until
+  // the breaker lets an attempt through, and returns false.
+  bool begin_attempt(SteadyTime now) {
+    permit_ = breaker_.try_acquire(now);
+    if (!permit_) {
+      ++counters_.breaker_rejections;
+      const Duration wait = std::clamp<Duration>(
+          breaker_.retry_after(now), std::chrono::milliseconds(1), kMaxWait);
+      set_state(ConnectionState::backoff);
+      arm(backoff_timer_, now + wait, [this] { derived().attempt(); });
+      publish();
+      return false;
+    }
+    attempt_started_ = now;
+    ++counters_.connect_attempts;
+    return true;
+  }
+
+  // The connection is up: the breaker counts the attempt a success.
+  void record_connected(SteadyTime now) {
+    if (permit_) {
+      breaker_.record_success(*permit_, now);
+      permit_.reset();
+    }
+  }
+
+  // Live at `now`: the backoff resets once live for `stable_after`.
+  void go_live(SteadyTime now, Duration stable_after) {
+    set_state(ConnectionState::live);
+    if (stable_after == Duration::zero()) {
+      backoff_.report_stable();
+      return;
+    }
+    arm(stable_timer_, now + stable_after, [this] {
+      backoff_.report_stable();
+      publish();
+    });
+  }
+
+  // The connection (already closed, its disconnect counted) was lost at
+  // `lost_at` for `reason`: the breaker counts a failure, the gap opens, the
+  // subscriptions are reset, and the next attempt waits for the backoff.
+  void wait_for_next_attempt(GapReason reason, SteadyTime lost_at,
+                             SteadyTime now) {
+    if (permit_) {
+      breaker_.record_failure(*permit_, now);
+      permit_.reset();
+    }
+    gaps_.on_disconnected(lost_at, reason);
+    subs_.on_disconnected(now);
+    const SteadyTime at = backoff_.next_attempt_at(attempt_started_, now);
+    set_state(ConnectionState::backoff);
+    arm(backoff_timer_, at, [this] { derived().attempt(); });
+    publish();
+  }
+
+  // From on_stop_started(): no next attempt, the permit back to the breaker,
+  // nothing left pending in the subscriptions' stats.
+  void end_attempts(SteadyTime now) {
+    cancel(backoff_timer_);
+    if (permit_) {
+      breaker_.release(*permit_, now);
+      permit_.reset();
+    }
+    subs_.on_disconnected(now);
+  }
 
   // Returns `f` bound to the strand and counted in pending_ops_ until it has
   // run. Every asynchronous operation of the client goes through here.
@@ -216,7 +365,7 @@ class StrandClient : public std::enable_shared_from_this<Derived> {
     const ConnectionState from = state_;
     state_ = to;
     state_since_ = clock_.now();
-    derived().publish();
+    publish();
     if (on_state_) on_state_(from, to);
   }
 
@@ -251,12 +400,27 @@ class StrandClient : public std::enable_shared_from_this<Derived> {
   SteadyTime state_since_{};
   bool stopping_ = false;
 
+  Backoff backoff_;
+  CircuitBreaker breaker_;
+  SubscriptionSet subs_;
+  GapTracker gaps_;
+  StrandTimer backoff_timer_;  // next attempt (backoff or breaker wait)
+  StrandTimer stable_timer_;   // live for stable_after → report_stable()
+  bool started_ = false;
+  std::optional<CircuitBreaker::Permit> permit_;
+  SteadyTime attempt_started_{};
+  Stats counters_;  // the strand's counters (published by publish())
+
+  // Read by stats() from any thread.
+  StatsSnapshot<Stats> snapshot_;
+  FrameCounters frames_;
+
  private:
   void maybe_finish_stop() {
     if (!stopping_ || pending_ops_ != 0 || state_ == ConnectionState::stopped)
       return;
     set_state(ConnectionState::stopped);
-    derived().publish();
+    publish();
     run_dones();
   }
 

@@ -15,25 +15,23 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <cassert>
 #include <charconv>
-#include <condition_variable>
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <functional>
-#include <future>
 #include <map>
 #include <memory>
 #include <mutex>  // std::mutex, not absl::Mutex: Debian builds Abseil without TSan hooks
 #include <optional>
 #include <set>
 #include <system_error>
-#include <thread>
 #include <type_traits>
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "feedkit/testing/test_certificate.h"
+#include "internal/server_thread.h"
 
 namespace feedkit::testing {
 namespace internal {
@@ -53,9 +51,6 @@ constexpr std::size_t kFloodHighWater = 512 * 1024;
 constexpr std::size_t kStreamMaxBuffered = 64 * 1024 * 1024;
 // Time limit on Beast's WebSocket accept and close handshakes.
 constexpr auto kWsHandshakeTimeout = std::chrono::seconds(2);
-// The destructor waits this long for the server thread to finish its work
-// after every socket is closed, then stops the io_context.
-constexpr auto kShutdownGrace = std::chrono::milliseconds(500);
 
 std::int64_t steady_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -237,11 +232,7 @@ class FaultyWsServer::Impl {
                                   : std::make_shared<LineDialect>()) {}
 
   absl::Status open();
-  void run_thread();
   void shutdown();  // from the destructor
-
-  // Runs `fn` on the server thread and waits for it.
-  void run_on_io(const std::function<void()>& fn);
 
   // --- Server thread ---------------------------------------------------------
   void do_accept();
@@ -261,10 +252,6 @@ class FaultyWsServer::Impl {
       const internal::SessionBase* except) const;
 
   // --- Locks mu_ -------------------------------------------------------------
-  void changed() {  // with mu_ held
-    ++version_;
-    cv_.notify_all();
-  }
   // With mu_ held: whether `secret` is accepted at `now`.
   bool secret_accepted(const std::string& secret, SteadyTime now) const {
     if (any_secret_) return true;
@@ -280,10 +267,7 @@ class FaultyWsServer::Impl {
   const std::shared_ptr<ServerDialect> dialect_;
   std::uint16_t port_ = 0;
 
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
-  std::uint64_t version_ = 0;
-  bool thread_done_ = false;
+  mutable std::mutex mu_;  // guards the script and observation below
   // Script.
   HandshakeMode handshake_mode_ = HandshakeMode::accept;
   Duration handshake_delay_{0};
@@ -313,11 +297,8 @@ class FaultyWsServer::Impl {
   // Declared before the io_context so that they outlive the handlers it
   // destroys.
   std::optional<internal::net::ssl::context> ssl_;
-  internal::net::io_context ioc_{1};
-  std::optional<internal::net::executor_work_guard<
-      internal::net::io_context::executor_type>>
-      work_;
-  internal::tcp::acceptor acceptor_{ioc_};
+  internal::ServerThread server_thread_{mu_};
+  internal::tcp::acceptor acceptor_{server_thread_.ioc()};
   std::vector<std::shared_ptr<internal::SessionBase>> sessions_;
   std::map<std::string, std::shared_ptr<internal::StreamJob>> streams_;
   std::map<std::string, std::uint64_t, std::less<>>
@@ -325,9 +306,8 @@ class FaultyWsServer::Impl {
   std::vector<std::size_t> records_pattern_{1};  // set_records_per_frame()
   double rate_multiplier_ = 1.0;                 // burst()
   std::uint64_t burst_generation_ = 0;
-  internal::net::steady_timer burst_timer_{ioc_};
+  internal::net::steady_timer burst_timer_{server_thread_.ioc()};
   std::string frame_;  // publish(): the frame every subscriber gets
-  std::thread thread_;
 };
 
 namespace internal {
@@ -343,8 +323,8 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
       : server_(server),
         index_(index),
         log_(log),
-        ping_timer_(server.ioc_),
-        delay_timer_(server.ioc_) {}
+        ping_timer_(server.server_thread_.ioc()),
+        delay_timer_(server.server_thread_.ioc()) {}
   virtual ~SessionBase() = default;
   SessionBase(const SessionBase&) = delete;
   SessionBase& operator=(const SessionBase&) = delete;
@@ -464,7 +444,7 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
     unanswered_pings_ = 0;
     std::lock_guard<std::mutex> lock(server_.mu_);
     ++log_.heartbeats_received;
-    server_.changed();
+    server_.server_thread_.changed();
   }
 
  protected:
@@ -948,75 +928,29 @@ class Session final : public SessionBase {
 // ---------------------------------------------------------------------
 
 absl::Status FaultyWsServer::Impl::open() {
-  namespace net = internal::net;
-  internal::beast::error_code ec;
   if (options_.tls) {
-    ssl_.emplace(net::ssl::context::tls_server);
-    ssl_->use_certificate_chain_file(options_.cert_file, ec);
-    if (ec) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("FaultyWsServer: cannot use cert_file \"",
-                       options_.cert_file, "\": ", ec.message()));
-    }
-    ssl_->use_private_key_file(options_.key_file, net::ssl::context::pem, ec);
-    if (ec) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("FaultyWsServer: cannot use key_file \"",
-                       options_.key_file, "\": ", ec.message()));
-    }
+    absl::StatusOr<internal::net::ssl::context> ssl =
+        internal::make_tls_server_context(options_.cert_file, options_.key_file,
+                                          "FaultyWsServer");
+    if (!ssl.ok()) return ssl.status();
+    ssl_.emplace(std::move(*ssl));
   }
-  const internal::tcp::endpoint endpoint(net::ip::make_address_v4("127.0.0.1"),
-                                         options_.port);
-  acceptor_.open(endpoint.protocol(), ec);
-  if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(endpoint, ec);
-  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return absl::UnavailableError(absl::StrCat(
-        "FaultyWsServer: cannot listen on 127.0.0.1:", options_.port, ": ",
-        ec.message()));
-  }
-  port_ = acceptor_.local_endpoint().port();
-  work_.emplace(ioc_.get_executor());
-  do_accept();
-  thread_ = std::thread([this] { run_thread(); });
+  absl::StatusOr<std::uint16_t> port = server_thread_.listen_and_start(
+      acceptor_, options_.port, "FaultyWsServer", [this] { do_accept(); });
+  if (!port.ok()) return port.status();
+  port_ = *port;
   return absl::OkStatus();
-}
-
-void FaultyWsServer::Impl::run_thread() {
-  ioc_.run();
-  std::lock_guard<std::mutex> lock(mu_);
-  thread_done_ = true;
-  cv_.notify_all();
 }
 
 void FaultyWsServer::Impl::shutdown() {
   stopping_ = true;
-  internal::net::post(ioc_, [this] {
+  server_thread_.stop([this] {
     internal::beast::error_code ignored;
     acceptor_.close(ignored);
     stop_streams_io();
     for (const auto& session : std::vector(sessions_)) session->shut();
     sessions_.clear();
   });
-  work_.reset();
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, internal::kShutdownGrace, [&] { return thread_done_; });
-  }
-  ioc_.stop();  // a Beast timer may still be pending: do not wait for it
-  if (thread_.joinable()) thread_.join();
-}
-
-void FaultyWsServer::Impl::run_on_io(const std::function<void()>& fn) {
-  if (std::this_thread::get_id() == thread_.get_id()) return fn();
-  std::promise<void> done;
-  std::future<void> finished = done.get_future();
-  internal::net::post(ioc_, [&] {
-    fn();
-    done.set_value();
-  });
-  finished.wait();
 }
 
 void FaultyWsServer::Impl::do_accept() {
@@ -1043,7 +977,7 @@ void FaultyWsServer::Impl::on_accepted(internal::tcp::socket socket) {
     log->accepted_at = SteadyClock::now();
     mode = handshake_mode_;
     delay = handshake_delay_;
-    changed();
+    server_thread_.changed();
   }
   std::shared_ptr<internal::SessionBase> session;
   if (ssl_) {
@@ -1072,7 +1006,7 @@ void FaultyWsServer::Impl::on_session_end(internal::SessionBase* session,
   logs_[session->index()].ended_at = SteadyClock::now();
   if (keeps_subscriptions_) session->keep_held_keys(kept_);
   if (was_open) --open_sessions_;
-  changed();
+  server_thread_.changed();
 }
 
 std::vector<std::shared_ptr<internal::SessionBase>>
@@ -1129,7 +1063,7 @@ void FaultyWsServer::Impl::start_stream(std::string key,
     it->second->timer.cancel();
     streams_.erase(it);
   }
-  auto job = std::make_shared<internal::StreamJob>(ioc_, key);
+  auto job = std::make_shared<internal::StreamJob>(server_thread_.ioc(), key);
   job->period = std::chrono::duration_cast<Duration>(
       std::chrono::duration<double>(1.0 / frames_per_second));
   if (job->period <= Duration::zero()) job->period = Duration(1);
@@ -1213,20 +1147,20 @@ void FaultyWsServer::Impl::stop_streams_io() {
 void FaultyWsServer::Impl::record(std::size_t connection, std::string frame) {
   std::lock_guard<std::mutex> lock(mu_);
   received_[connection].push_back(std::move(frame));
-  changed();
+  server_thread_.changed();
 }
 
 void FaultyWsServer::Impl::count_handshake() {
   std::lock_guard<std::mutex> lock(mu_);
   ++handshakes_completed_;
   ++open_sessions_;
-  changed();
+  server_thread_.changed();
 }
 
 void FaultyWsServer::Impl::count_refused() {
   std::lock_guard<std::mutex> lock(mu_);
   ++handshakes_refused_;
-  changed();
+  server_thread_.changed();
 }
 
 // --- FaultyWsServer ---------------------------------------------------------
@@ -1277,7 +1211,7 @@ void FaultyWsServer::revoke_secrets() {
     impl_->any_secret_ = false;
     impl_->secrets_.clear();
   }
-  impl_->run_on_io([&] {
+  impl_->server_thread_.run_on_io([&] {
     for (const auto& s : impl_->account_holders(nullptr)) s->expire();
   });
 }
@@ -1295,7 +1229,7 @@ void FaultyWsServer::occupy_account(Duration duration) {
     kick = impl_->conflict_ == SessionConflict::kick_incumbent;
   }
   if (!kick) return;
-  impl_->run_on_io([&] {
+  impl_->server_thread_.run_on_io([&] {
     for (const auto& s : impl_->account_holders(nullptr)) s->kick();
   });
 }
@@ -1307,7 +1241,8 @@ void FaultyWsServer::set_max_missed_pings(std::size_t n) {
 
 void FaultyWsServer::set_records_per_frame(std::vector<std::size_t> pattern) {
   if (pattern.empty()) pattern = {1};
-  impl_->run_on_io([&] { impl_->records_pattern_ = std::move(pattern); });
+  impl_->server_thread_.run_on_io(
+      [&] { impl_->records_pattern_ = std::move(pattern); });
 }
 
 void FaultyWsServer::set_answer_logins(bool answer) {
@@ -1342,13 +1277,13 @@ void FaultyWsServer::set_app_ping(Duration interval) {
     std::lock_guard<std::mutex> lock(impl_->mu_);
     impl_->app_ping_ = interval;
   }
-  impl_->run_on_io([&] {
+  impl_->server_thread_.run_on_io([&] {
     for (const auto& s : impl_->live_sessions()) s->restart_pings(interval);
   });
 }
 
 void FaultyWsServer::send_text(std::string frame) {
-  impl_->run_on_io([&] {
+  impl_->server_thread_.run_on_io([&] {
     for (const auto& s : impl_->live_sessions()) s->send(frame);
   });
 }
@@ -1356,12 +1291,12 @@ void FaultyWsServer::send_text(std::string frame) {
 void FaultyWsServer::stream(std::string key, double frames_per_second,
                             std::size_t count) {
   assert(frames_per_second > 0 && "stream(): frames_per_second must be > 0");
-  impl_->run_on_io(
+  impl_->server_thread_.run_on_io(
       [&] { impl_->start_stream(std::move(key), frames_per_second, count); });
 }
 
 void FaultyWsServer::flood(std::string key, std::size_t count) {
-  impl_->run_on_io([&] {
+  impl_->server_thread_.run_on_io([&] {
     std::uint64_t& last = impl_->last_seq_[key];
     const std::uint64_t first = last + 1;
     last += count;
@@ -1372,30 +1307,31 @@ void FaultyWsServer::flood(std::string key, std::size_t count) {
 }
 
 void FaultyWsServer::send_malformed(std::size_t count) {
-  impl_->run_on_io([&] {
+  impl_->server_thread_.run_on_io([&] {
     for (const auto& s : impl_->live_sessions()) s->send_malformed(count);
   });
 }
 
 void FaultyWsServer::close_all() {
-  impl_->run_on_io([&] {
+  impl_->server_thread_.run_on_io([&] {
     for (const auto& s : std::vector(impl_->sessions_)) s->close_ws();
   });
 }
 
 void FaultyWsServer::reset_all() {
-  impl_->run_on_io([&] {
+  impl_->server_thread_.run_on_io([&] {
     for (const auto& s : std::vector(impl_->sessions_)) s->reset();
   });
 }
 
 void FaultyWsServer::stall_all(Duration resume_after) {
-  impl_->run_on_io([&] {
+  impl_->server_thread_.run_on_io([&] {
     std::vector<std::pair<std::weak_ptr<internal::SessionBase>, std::uint64_t>>
         stalled;
     for (const auto& s : impl_->sessions_) stalled.emplace_back(s, s->stall());
     if (resume_after <= Duration::zero()) return;
-    auto timer = std::make_shared<internal::net::steady_timer>(impl_->ioc_);
+    auto timer = std::make_shared<internal::net::steady_timer>(
+        impl_->server_thread_.ioc());
     timer->expires_after(resume_after);
     timer->async_wait([impl = impl_.get(), timer, stalled = std::move(stalled)](
                           internal::beast::error_code ec) {
@@ -1409,23 +1345,24 @@ void FaultyWsServer::stall_all(Duration resume_after) {
 
 void FaultyWsServer::burst(double multiplier, Duration duration) {
   assert(multiplier > 0 && "burst(): multiplier must be > 0");
-  impl_->run_on_io([&] { impl_->start_burst(multiplier, duration); });
+  impl_->server_thread_.run_on_io(
+      [&] { impl_->start_burst(multiplier, duration); });
 }
 
 void FaultyWsServer::lose_subscription(std::string key) {
-  impl_->run_on_io([&] {
+  impl_->server_thread_.run_on_io([&] {
     for (const auto& s : impl_->sessions_) s->lose(key);
   });
 }
 
 void FaultyWsServer::mute(std::string key) {
-  impl_->run_on_io([&] {
+  impl_->server_thread_.run_on_io([&] {
     for (const auto& s : impl_->sessions_) s->mute(key);
   });
 }
 
 void FaultyWsServer::stop_streams() {
-  impl_->run_on_io([&] {
+  impl_->server_thread_.run_on_io([&] {
     impl_->stop_streams_io();
     for (const auto& s : impl_->sessions_) s->clear_floods();
   });
@@ -1482,7 +1419,7 @@ std::vector<ConnectionLog> FaultyWsServer::connection_logs() const {
 
 std::uint64_t FaultyWsServer::published(std::string_view key) const {
   std::uint64_t last = 0;
-  impl_->run_on_io([&] {
+  impl_->server_thread_.run_on_io([&] {
     auto it = impl_->last_seq_.find(key);
     if (it != impl_->last_seq_.end()) last = it->second;
   });
@@ -1491,22 +1428,7 @@ std::uint64_t FaultyWsServer::published(std::string_view key) const {
 
 bool FaultyWsServer::wait_for(const std::function<bool()>& condition,
                               Duration timeout) const {
-  const SteadyTime deadline = SteadyClock::now() + timeout;
-  while (true) {
-    std::uint64_t seen = 0;
-    {
-      std::lock_guard<std::mutex> lock(impl_->mu_);
-      seen = impl_->version_;
-    }
-    // Evaluated without the lock: the condition calls the getters above.
-    if (condition()) return true;
-    const SteadyTime now = SteadyClock::now();
-    if (now >= deadline) return false;
-    const Duration wait =
-        std::min<Duration>(deadline - now, std::chrono::milliseconds(10));
-    std::unique_lock<std::mutex> lock(impl_->mu_);
-    impl_->cv_.wait_for(lock, wait, [&] { return impl_->version_ != seen; });
-  }
+  return impl_->server_thread_.wait_for(condition, timeout);
 }
 
 // --- make_test_certificate

@@ -8,12 +8,13 @@
 #include <boost/beast/http.hpp>
 #include <cctype>
 #include <chrono>
+#include <mutex>  // std::mutex, not absl::Mutex: Debian builds Abseil without TSan hooks
 #include <optional>
-#include <thread>
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "internal/server_thread.h"
 
 namespace feedkit::testing {
 namespace {
@@ -55,9 +56,9 @@ class LoopbackHttpServer::Impl {
   std::uint16_t port_ = 0;
   std::atomic<bool> available_{true};
   std::atomic<std::size_t> requests_{0};
-  net::io_context ioc_{1};
-  tcp::acceptor acceptor_{ioc_};
-  std::thread thread_;
+  std::mutex mu_;  // only for server_thread_: there is no wait_for() here
+  internal::ServerThread server_thread_{mu_};
+  tcp::acceptor acceptor_{server_thread_.ioc()};
 };
 
 namespace {
@@ -131,20 +132,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 }  // namespace
 
 absl::Status LoopbackHttpServer::Impl::open(std::uint16_t port) {
-  beast::error_code ec;
-  const tcp::endpoint endpoint(net::ip::make_address_v4("127.0.0.1"), port);
-  acceptor_.open(endpoint.protocol(), ec);
-  if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(endpoint, ec);
-  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat("LoopbackHttpServer: cannot listen on 127.0.0.1:", port,
-                     ": ", ec.message()));
-  }
-  port_ = acceptor_.local_endpoint().port();
-  do_accept();
-  thread_ = std::thread([this] { ioc_.run(); });
+  absl::StatusOr<std::uint16_t> bound = server_thread_.listen_and_start(
+      acceptor_, port, "LoopbackHttpServer", [this] { do_accept(); });
+  if (!bound.ok()) return bound.status();
+  port_ = *bound;
   return absl::OkStatus();
 }
 
@@ -157,10 +148,9 @@ void LoopbackHttpServer::Impl::do_accept() {
 }
 
 void LoopbackHttpServer::Impl::stop() {
-  // Stopping the io_context abandons every handler; destroying it (after
-  // the join) closes the sessions' sockets.
-  ioc_.stop();
-  if (thread_.joinable()) thread_.join();
+  // No grace: stopping the io_context abandons every handler; destroying it
+  // (after the join) closes the sessions' sockets.
+  server_thread_.stop({}, Duration::zero());
 }
 
 absl::StatusOr<std::unique_ptr<LoopbackHttpServer>> LoopbackHttpServer::start(

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "feedkit/testing/tcp_fault_proxy.h"
 
-#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/connect.hpp>
@@ -10,17 +9,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <cassert>
-#include <condition_variable>
 #include <deque>
-#include <future>
 #include <mutex>  // std::mutex, not absl::Mutex: Debian builds Abseil without TSan hooks
-#include <optional>
 #include <string>
-#include <thread>
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "internal/server_thread.h"
 
 namespace feedkit::testing {
 namespace internal_proxy {
@@ -37,9 +33,6 @@ constexpr std::size_t kMaxQueuedBytes = 4 * 1024 * 1024;
 // socket with unread bytes would send RST instead of FIN) until they close
 // or this long has passed.
 constexpr auto kCutLinger = std::chrono::seconds(2);
-// The destructor waits this long for the proxy thread to finish its work
-// after every socket is closed, then stops the io_context.
-constexpr auto kShutdownGrace = std::chrono::milliseconds(500);
 
 class Link;
 
@@ -53,7 +46,6 @@ class TcpFaultProxy::Impl {
   absl::Status open();
   absl::Status listen();  // on port_ (0: a free port)
   void shutdown();        // from the destructor
-  void run_on_io(const std::function<void()>& fn);
   void do_accept();
   void on_accepted(internal_proxy::tcp::socket socket);
   // Runs `fn` on the link numbered `link`, if it exists.
@@ -61,22 +53,11 @@ class TcpFaultProxy::Impl {
                  const std::function<void(internal_proxy::Link&)>& fn);
   void for_each_link(const std::function<void(internal_proxy::Link&)>& fn);
 
-  // Runs `fn` (which changes counters) with mu_ held, and wakes wait_for().
-  void update(const std::function<void()>& fn) {
-    std::lock_guard<std::mutex> lock(mu_);
-    fn();
-    ++version_;
-    cv_.notify_all();
-  }
-
   const TcpFaultProxyOptions options_;
   std::uint16_t port_ = 0;
   internal_proxy::tcp::endpoint target_;
 
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
-  std::uint64_t version_ = 0;
-  bool thread_done_ = false;
+  mutable std::mutex mu_;  // guards the counters below
   std::size_t connections_accepted_ = 0;
   std::size_t open_links_ = 0;
   std::size_t target_failures_ = 0;
@@ -88,13 +69,9 @@ class TcpFaultProxy::Impl {
   Duration new_delay_{0};
   bool stopping_ = false;
 
-  internal_proxy::net::io_context ioc_{1};
-  std::optional<internal_proxy::net::executor_work_guard<
-      internal_proxy::net::io_context::executor_type>>
-      work_;
-  internal_proxy::tcp::acceptor acceptor_{ioc_};
+  internal::ServerThread server_thread_{mu_};
+  internal_proxy::tcp::acceptor acceptor_{server_thread_.ioc()};
   std::vector<std::shared_ptr<internal_proxy::Link>> links_;  // by number
-  std::thread thread_;
 };
 
 namespace internal_proxy {
@@ -110,10 +87,12 @@ class Link : public std::enable_shared_from_this<Link> {
   Link(Impl& proxy, tcp::socket client, LinkMode mode, Duration delay)
       : proxy_(proxy),
         client_(std::move(client)),
-        target_(proxy.ioc_),
-        linger_timer_(proxy.ioc_),
-        up_(client_, target_, &Impl::bytes_to_target_, proxy.ioc_),
-        down_(target_, client_, &Impl::bytes_to_client_, proxy.ioc_),
+        target_(proxy.server_thread_.ioc()),
+        linger_timer_(proxy.server_thread_.ioc()),
+        up_(client_, target_, &Impl::bytes_to_target_,
+            proxy.server_thread_.ioc()),
+        down_(target_, client_, &Impl::bytes_to_client_,
+              proxy.server_thread_.ioc()),
         mode_(mode),
         delay_(delay) {}
 
@@ -136,7 +115,7 @@ class Link : public std::enable_shared_from_this<Link> {
   void cut() {
     if (state_ == State::cutting || state_ == State::ended) return;
     state_ = State::cutting;
-    proxy_.update([&] { --proxy_.open_links_; });
+    proxy_.server_thread_.update([&] { --proxy_.open_links_; });
     // A target connection still in progress gets its FIN in on_connected().
     error_code ignored;
     client_.shutdown(tcp::socket::shutdown_send, ignored);
@@ -155,14 +134,16 @@ class Link : public std::enable_shared_from_this<Link> {
   // RST to both sides.
   void reset() {
     if (state_ == State::ended) return;
-    if (state_ != State::cutting) proxy_.update([&] { --proxy_.open_links_; });
+    if (state_ != State::cutting)
+      proxy_.server_thread_.update([&] { --proxy_.open_links_; });
     close_sockets(true);
   }
 
   // Closes without a word (proxy shutdown).
   void close() {
     if (state_ == State::ended) return;
-    if (state_ != State::cutting) proxy_.update([&] { --proxy_.open_links_; });
+    if (state_ != State::cutting)
+      proxy_.server_thread_.update([&] { --proxy_.open_links_; });
     close_sockets(false);
   }
 
@@ -200,7 +181,7 @@ class Link : public std::enable_shared_from_this<Link> {
     }
     if (state_ != State::connecting) return;
     if (ec) {
-      proxy_.update([&] { ++proxy_.target_failures_; });
+      proxy_.server_thread_.update([&] { ++proxy_.target_failures_; });
       return reset();
     }
     error_code ignored;
@@ -238,7 +219,7 @@ class Link : public std::enable_shared_from_this<Link> {
           d.writing = false;
           if (state_ != State::forwarding) return;
           if (ec) return reset();
-          proxy_.update([&] { proxy_.*d.counter += n; });
+          proxy_.server_thread_.update([&] { proxy_.*d.counter += n; });
           d.queued_bytes -= d.queue.front().bytes.size();
           d.queue.pop_front();
           pump(d);
@@ -346,31 +327,15 @@ absl::Status TcpFaultProxy::Impl::open() {
       internal_proxy::net::ip::make_address(options_.target_host),
       options_.target_port);
   if (absl::Status s = listen(); !s.ok()) return s;
-  work_.emplace(ioc_.get_executor());
-  thread_ = std::thread([this] {
-    ioc_.run();
-    std::lock_guard<std::mutex> lock(mu_);
-    thread_done_ = true;
-    cv_.notify_all();
-  });
+  server_thread_.start();
   return absl::OkStatus();
 }
 
 absl::Status TcpFaultProxy::Impl::listen() {
-  namespace net = internal_proxy::net;
-  const internal_proxy::tcp::endpoint endpoint(
-      net::ip::make_address_v4("127.0.0.1"), port_);
-  internal_proxy::error_code ec;
-  acceptor_.open(endpoint.protocol(), ec);
-  if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(endpoint, ec);
-  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
-  if (ec) {
-    internal_proxy::error_code ignored;
-    acceptor_.close(ignored);
-    return absl::UnavailableError(
-        absl::StrCat("TcpFaultProxy: cannot listen on 127.0.0.1:", port_, ": ",
-                     ec.message()));
+  if (absl::Status s =
+          internal::listen_on_loopback(acceptor_, port_, "TcpFaultProxy");
+      !s.ok()) {
+    return s;
   }
   port_ = acceptor_.local_endpoint().port();
   do_accept();
@@ -378,31 +343,12 @@ absl::Status TcpFaultProxy::Impl::listen() {
 }
 
 void TcpFaultProxy::Impl::shutdown() {
-  internal_proxy::net::post(ioc_, [this] {
+  server_thread_.stop([this] {
     stopping_ = true;
     internal_proxy::error_code ignored;
     acceptor_.close(ignored);
     for (const auto& link : links_) link->close();
   });
-  work_.reset();
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, internal_proxy::kShutdownGrace,
-                 [&] { return thread_done_; });
-  }
-  ioc_.stop();
-  if (thread_.joinable()) thread_.join();
-}
-
-void TcpFaultProxy::Impl::run_on_io(const std::function<void()>& fn) {
-  if (std::this_thread::get_id() == thread_.get_id()) return fn();
-  std::promise<void> done;
-  std::future<void> finished = done.get_future();
-  internal_proxy::net::post(ioc_, [&] {
-    fn();
-    done.set_value();
-  });
-  finished.wait();
 }
 
 void TcpFaultProxy::Impl::do_accept() {
@@ -420,7 +366,7 @@ void TcpFaultProxy::Impl::on_accepted(internal_proxy::tcp::socket socket) {
   auto link = std::make_shared<internal_proxy::Link>(*this, std::move(socket),
                                                      new_mode_, new_delay_);
   links_.push_back(link);
-  update([&] {
+  server_thread_.update([&] {
     ++connections_accepted_;
     ++open_links_;
   });
@@ -429,14 +375,14 @@ void TcpFaultProxy::Impl::on_accepted(internal_proxy::tcp::socket socket) {
 
 void TcpFaultProxy::Impl::with_link(
     std::size_t link, const std::function<void(internal_proxy::Link&)>& fn) {
-  run_on_io([&] {
+  server_thread_.run_on_io([&] {
     if (link < links_.size()) fn(*links_[link]);
   });
 }
 
 void TcpFaultProxy::Impl::for_each_link(
     const std::function<void(internal_proxy::Link&)>& fn) {
-  run_on_io([&] {
+  server_thread_.run_on_io([&] {
     for (const auto& link : links_) fn(*link);
   });
 }
@@ -481,7 +427,7 @@ void TcpFaultProxy::set_link_mode(std::size_t link, LinkMode mode,
 void TcpFaultProxy::set_new_link_mode(LinkMode mode, Duration delay) {
   assert((mode != LinkMode::delay || delay > Duration::zero()) &&
          "set_new_link_mode(): LinkMode::delay needs a delay > 0");
-  impl_->run_on_io([&] {
+  impl_->server_thread_.run_on_io([&] {
     impl_->new_mode_ = mode;
     impl_->new_delay_ = delay;
   });
@@ -489,7 +435,7 @@ void TcpFaultProxy::set_new_link_mode(LinkMode mode, Duration delay) {
 
 absl::Status TcpFaultProxy::set_refusing(bool refuse) {
   absl::Status status;
-  impl_->run_on_io([&] {
+  impl_->server_thread_.run_on_io([&] {
     if (refuse) {
       internal_proxy::error_code ignored;
       impl_->acceptor_.close(ignored);
@@ -543,22 +489,7 @@ std::uint64_t TcpFaultProxy::bytes_to_client() const {
 
 bool TcpFaultProxy::wait_for(const std::function<bool()>& condition,
                              Duration timeout) const {
-  const SteadyTime deadline = SteadyClock::now() + timeout;
-  while (true) {
-    std::uint64_t seen = 0;
-    {
-      std::lock_guard<std::mutex> lock(impl_->mu_);
-      seen = impl_->version_;
-    }
-    // Evaluated without the lock: the condition calls the getters above.
-    if (condition()) return true;
-    const SteadyTime now = SteadyClock::now();
-    if (now >= deadline) return false;
-    const Duration wait =
-        std::min<Duration>(deadline - now, std::chrono::milliseconds(10));
-    std::unique_lock<std::mutex> lock(impl_->mu_);
-    impl_->cv_.wait_for(lock, wait, [&] { return impl_->version_ != seen; });
-  }
+  return impl_->server_thread_.wait_for(condition, timeout);
 }
 
 }  // namespace feedkit::testing

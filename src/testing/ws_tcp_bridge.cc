@@ -12,12 +12,9 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
-#include <condition_variable>
-#include <future>
 #include <mutex>  // std::mutex, not absl::Mutex: Debian builds Abseil without TSan hooks
 #include <optional>
 #include <string_view>
-#include <thread>
 #include <type_traits>
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
 
@@ -25,6 +22,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "internal/server_thread.h"
 
 namespace feedkit::testing {
 namespace internal_bridge {
@@ -40,9 +38,6 @@ using tcp = boost::asio::ip::tcp;
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 // The most read from the target at once: one binary message.
 constexpr std::size_t kChunkBytes = 64 * 1024;
-// The destructor waits this long for the bridge thread to finish its work
-// after every socket is closed, then stops the io_context.
-constexpr auto kShutdownGrace = std::chrono::milliseconds(500);
 
 // Returns true if the comma-separated `offered` list holds `protocol`.
 bool offers(beast::string_view offered, std::string_view protocol) {
@@ -74,28 +69,15 @@ class WsTcpBridge::Impl {
 
   absl::Status open();
   void shutdown();  // from the destructor
-  void run_on_io(const std::function<void()>& fn);
   void do_accept();
   void on_accepted(internal_bridge::tcp::socket socket);
   void on_session_end(internal_bridge::SessionBase* session);
-
-  // Runs `fn` (which changes the observed state) with mu_ held, and wakes
-  // wait_for().
-  void update(const std::function<void()>& fn) {
-    std::lock_guard<std::mutex> lock(mu_);
-    fn();
-    ++version_;
-    cv_.notify_all();
-  }
 
   const WsTcpBridgeOptions options_;
   std::uint16_t port_ = 0;
   internal_bridge::tcp::endpoint target_;
 
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
-  std::uint64_t version_ = 0;
-  bool thread_done_ = false;
+  mutable std::mutex mu_;  // guards the observed state below
   std::string required_bearer_;
   std::size_t connections_accepted_ = 0;
   std::size_t upgrades_completed_ = 0;
@@ -111,13 +93,9 @@ class WsTcpBridge::Impl {
   // Declared before the io_context so that they outlive the handlers it
   // destroys.
   std::optional<internal_bridge::net::ssl::context> ssl_;
-  internal_bridge::net::io_context ioc_{1};
-  std::optional<internal_bridge::net::executor_work_guard<
-      internal_bridge::net::io_context::executor_type>>
-      work_;
-  internal_bridge::tcp::acceptor acceptor_{ioc_};
+  internal::ServerThread server_thread_{mu_};
+  internal_bridge::tcp::acceptor acceptor_{server_thread_.ioc()};
   std::vector<std::shared_ptr<internal_bridge::SessionBase>> sessions_;
-  std::thread thread_;
 };
 
 namespace internal_bridge {
@@ -142,7 +120,7 @@ class Session final : public SessionBase {
   Session(Impl& bridge, Args&&... args)
       : bridge_(bridge),
         ws_(std::forward<Args>(args)...),
-        target_(bridge.ioc_) {}
+        target_(bridge.server_thread_.ioc()) {}
 
   void start() override {
     beast::get_lowest_layer(ws_).expires_after(kHandshakeTimeout);
@@ -189,7 +167,7 @@ class Session final : public SessionBase {
                                     std::string(field.value()));
     }
     std::string bearer;
-    bridge_.update([&] {
+    bridge_.server_thread_.update([&] {
       bridge_.requests_.push_back(std::move(recorded));
       bearer = bridge_.required_bearer_;
     });
@@ -198,14 +176,15 @@ class Session final : public SessionBase {
     }
     if (!bearer.empty() &&
         !has_bearer(request_[http::field::authorization], bearer)) {
-      bridge_.update([&] { ++bridge_.upgrades_unauthorized_; });
+      bridge_.server_thread_.update([&] { ++bridge_.upgrades_unauthorized_; });
       return refuse(http::status::unauthorized, "bearer token required\n");
     }
     target_.async_connect(
         bridge_.target_, [self = self()](beast::error_code ec) {
           if (self->ended_) return;
           if (ec) {
-            self->bridge_.update([&] { ++self->bridge_.target_failures_; });
+            self->bridge_.server_thread_.update(
+                [&] { ++self->bridge_.target_failures_; });
             return self->refuse(http::status::bad_gateway, "target refused\n");
           }
           self->accept();
@@ -252,7 +231,7 @@ class Session final : public SessionBase {
     // Counted before the 101 is written, so a client that saw it finds the
     // counters updated.
     upgraded_ = true;
-    bridge_.update([&] {
+    bridge_.server_thread_.update([&] {
       ++bridge_.upgrades_completed_;
       ++bridge_.open_sessions_;
     });
@@ -283,7 +262,7 @@ class Session final : public SessionBase {
 
   void on_target_written(beast::error_code ec, std::size_t n) {
     if (ec || ended_) return end();
-    bridge_.update([&] { bridge_.bytes_to_target_ += n; });
+    bridge_.server_thread_.update([&] { bridge_.bytes_to_target_ += n; });
     ws_buffer_.consume(n);
     read_client();
   }
@@ -313,7 +292,7 @@ class Session final : public SessionBase {
   void on_client_written(beast::error_code ec, std::size_t n) {
     ws_writing_ = false;
     if (ec || ended_) return end();
-    bridge_.update([&] { bridge_.bytes_to_client_ += n; });
+    bridge_.server_thread_.update([&] { bridge_.bytes_to_client_ += n; });
     if (closing_) return start_close();  // close_all() waited for this write
     read_target();
   }
@@ -333,7 +312,8 @@ class Session final : public SessionBase {
     beast::error_code ignored;
     target_.close(ignored);
     beast::get_lowest_layer(ws_).socket().close(ignored);
-    if (upgraded_) bridge_.update([&] { --bridge_.open_sessions_; });
+    if (upgraded_)
+      bridge_.server_thread_.update([&] { --bridge_.open_sessions_; });
     bridge_.on_session_end(this);
   }
 
@@ -391,72 +371,32 @@ absl::Status WsTcpBridgeOptions::validate() const {
 // --- Impl --------------------------------------------------------------------
 
 absl::Status WsTcpBridge::Impl::open() {
-  namespace net = internal_bridge::net;
-  internal_bridge::beast::error_code ec;
   if (options_.tls) {
-    ssl_.emplace(net::ssl::context::tls_server);
-    ssl_->use_certificate_chain_file(options_.cert_file, ec);
-    if (!ec) {
-      ssl_->use_private_key_file(options_.key_file, net::ssl::context::pem, ec);
-    }
-    if (ec) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "WsTcpBridge: cannot use cert_file \"", options_.cert_file,
-          "\" and key_file \"", options_.key_file, "\": ", ec.message()));
-    }
+    absl::StatusOr<internal_bridge::net::ssl::context> ssl =
+        internal::make_tls_server_context(options_.cert_file, options_.key_file,
+                                          "WsTcpBridge");
+    if (!ssl.ok()) return ssl.status();
+    ssl_.emplace(std::move(*ssl));
   }
   target_ = internal_bridge::tcp::endpoint(
-      net::ip::make_address(options_.target_host), options_.target_port);
+      internal_bridge::net::ip::make_address(options_.target_host),
+      options_.target_port);
   required_bearer_ = options_.required_bearer;
-  const internal_bridge::tcp::endpoint endpoint(
-      net::ip::make_address_v4("127.0.0.1"), 0);
-  acceptor_.open(endpoint.protocol(), ec);
-  if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(endpoint, ec);
-  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return absl::UnavailableError(absl::StrCat(
-        "WsTcpBridge: cannot listen on 127.0.0.1: ", ec.message()));
-  }
-  port_ = acceptor_.local_endpoint().port();
-  work_.emplace(ioc_.get_executor());
-  do_accept();
-  thread_ = std::thread([this] {
-    ioc_.run();
-    std::lock_guard<std::mutex> lock(mu_);
-    thread_done_ = true;
-    cv_.notify_all();
-  });
+  absl::StatusOr<std::uint16_t> port = server_thread_.listen_and_start(
+      acceptor_, 0, "WsTcpBridge", [this] { do_accept(); });
+  if (!port.ok()) return port.status();
+  port_ = *port;
   return absl::OkStatus();
 }
 
 void WsTcpBridge::Impl::shutdown() {
-  internal_bridge::net::post(ioc_, [this] {
+  server_thread_.stop([this] {
     stopping_ = true;
     internal_bridge::beast::error_code ignored;
     acceptor_.close(ignored);
     for (const auto& session : std::vector(sessions_)) session->shut();
     sessions_.clear();
   });
-  work_.reset();
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, internal_bridge::kShutdownGrace,
-                 [&] { return thread_done_; });
-  }
-  ioc_.stop();  // a Beast timer may still be pending: do not wait for it
-  if (thread_.joinable()) thread_.join();
-}
-
-void WsTcpBridge::Impl::run_on_io(const std::function<void()>& fn) {
-  if (std::this_thread::get_id() == thread_.get_id()) return fn();
-  std::promise<void> done;
-  std::future<void> finished = done.get_future();
-  internal_bridge::net::post(ioc_, [&] {
-    fn();
-    done.set_value();
-  });
-  finished.wait();
 }
 
 void WsTcpBridge::Impl::do_accept() {
@@ -472,7 +412,7 @@ void WsTcpBridge::Impl::do_accept() {
 
 void WsTcpBridge::Impl::on_accepted(internal_bridge::tcp::socket socket) {
   namespace beast = internal_bridge::beast;
-  update([&] { ++connections_accepted_; });
+  server_thread_.update([&] { ++connections_accepted_; });
   std::shared_ptr<internal_bridge::SessionBase> session;
   if (ssl_) {
     session = std::make_shared<
@@ -519,11 +459,12 @@ std::string WsTcpBridge::url() const {
 }
 
 void WsTcpBridge::set_required_bearer(std::string token) {
-  impl_->update([&] { impl_->required_bearer_ = std::move(token); });
+  impl_->server_thread_.update(
+      [&] { impl_->required_bearer_ = std::move(token); });
 }
 
 void WsTcpBridge::close_all() {
-  impl_->run_on_io([&] {
+  impl_->server_thread_.run_on_io([&] {
     for (const auto& s : std::vector(impl_->sessions_)) s->close();
   });
 }
@@ -577,22 +518,7 @@ std::optional<std::string> WsTcpBridge::last_header(
 
 bool WsTcpBridge::wait_for(const std::function<bool()>& condition,
                            Duration timeout) const {
-  const SteadyTime deadline = SteadyClock::now() + timeout;
-  while (true) {
-    std::uint64_t seen = 0;
-    {
-      std::lock_guard<std::mutex> lock(impl_->mu_);
-      seen = impl_->version_;
-    }
-    // Evaluated without the lock: the condition calls the getters above.
-    if (condition()) return true;
-    const SteadyTime now = SteadyClock::now();
-    if (now >= deadline) return false;
-    const Duration wait =
-        std::min<Duration>(deadline - now, std::chrono::milliseconds(10));
-    std::unique_lock<std::mutex> lock(impl_->mu_);
-    impl_->cv_.wait_for(lock, wait, [&] { return impl_->version_ != seen; });
-  }
+  return impl_->server_thread_.wait_for(condition, timeout);
 }
 
 }  // namespace feedkit::testing

@@ -13,7 +13,8 @@
 //                     parsers.
 //   expect_valid()    the invariants every accepted event must hold.
 //   ReasonTally<N>    the test's own count per rejection reason, compared
-//                     with the codec's stats at the end.
+//                     with the codec's stats at the end, and printed.
+//   seconds_since()   the run's duration, for the printed measure.
 //
 // Example:
 //   FrameMutator mutator({kTradeFrame, kBookFrame}, kTokens, /*seed=*/1);
@@ -24,8 +25,10 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <string_view>
@@ -197,6 +200,30 @@ struct ReasonTally {
     for (std::size_t i = 1; i < N; ++i) n += count[i] > 0 ? 1 : 0;
     return n;
   }
+
+  // Prints the run's "[ measure  ]" lines: inputs, time, decoded and
+  // rejected counts (`extra` appended to that line), then each reason's
+  // count (named by to_string(Reason), found by argument-dependent lookup).
+  template <class Reason>
+  void print(int inputs, double seconds, const std::string& extra = "") const {
+    std::printf(
+        "[ measure  ] %d inputs in %.1f s: %llu decoded, %llu rejected "
+        "(%zu reasons)%s\n",
+        inputs, seconds, static_cast<unsigned long long>(accepted()),
+        static_cast<unsigned long long>(rejected()), distinct_reasons(),
+        extra.c_str());
+    for (std::size_t r = 1; r < N; ++r) {
+      std::printf("[ measure  ]   %s: %llu\n",
+                  std::string(to_string(static_cast<Reason>(r))).c_str(),
+                  static_cast<unsigned long long>(count[r]));
+    }
+  }
 };
+
+// Seconds since `start`, for the measure line.
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
 
 }  // namespace examples::testing
