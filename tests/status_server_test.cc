@@ -506,6 +506,10 @@ TEST(FeedReady, FailsOnAStaleFeedOrTooManyStaleSymbols) {
   EXPECT_EQ(strict().message(), "feed health not evaluated yet");
   const SteadyTime t0 = testing::FakeClock::kEpoch;
   s.evaluated_at = t0 + seconds(12);
+  s.symbols = 10;
+  s.feed = HealthState::never_seen;  // subscribed, nothing delivered yet
+  EXPECT_EQ(strict().message(), "no event received yet");
+  EXPECT_EQ(lenient().message(), "no event received yet");
   s.last_record = t0;
   s.symbols = 10;
   s.feed = HealthState::stale;

@@ -160,9 +160,11 @@ class Heartbeat {
 HealthCheck connection_ready(std::function<ConnectionStats()> stats);
 
 // Returns a readiness check for a FeedHealth (stats published by its owner,
-// see SnapshotCell): ready when it has been evaluated, the feed as a whole is
-// not stale, and at most `max_stale_symbols` symbols are stale. Outside a
-// trading session everything is suspended, hence ready.
+// see SnapshotCell): ready when it has been evaluated, the feed has delivered
+// at least one event and is not stale, and at most `max_stale_symbols`
+// symbols are stale. A feed that is subscribed but has delivered nothing yet
+// is not ready: data is not flowing. Outside a trading session everything is
+// suspended, hence ready.
 HealthCheck feed_ready(std::function<FeedHealthStats()> stats,
                        std::size_t max_stale_symbols = 0);
 

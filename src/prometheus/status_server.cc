@@ -650,6 +650,9 @@ HealthCheck feed_ready(std::function<FeedHealthStats()> stats,
     if (!s.evaluated_at) {
       return absl::UnavailableError("feed health not evaluated yet");
     }
+    if (s.feed == HealthState::never_seen) {
+      return absl::UnavailableError("no event received yet");
+    }
     if (s.feed == HealthState::stale) {
       return absl::UnavailableError(
           s.last_record
