@@ -514,7 +514,8 @@ class MqttClient::Impl
     : public internal::StrandClient<MqttClient::Impl, MqttClientStats> {
  public:
   using Base = internal::StrandClient<MqttClient::Impl, MqttClientStats>;
-  friend Base;  // calls attempt(), drive(), on_start(), on_stop_started()
+  friend Base;  // calls attempt(), drive(), on_start(), on_stop_started(),
+                // on_credentials_refreshed(), reads options_ and provider_
 
   Impl(net::io_context& ioc, MqttClientOptions options, std::string uri,
        bool tls, CredentialsProvider credentials, MqttClientCallbacks callbacks,
@@ -531,8 +532,7 @@ class MqttClient::Impl
         rng_(std::random_device{}()),
         phase_timer_(strand_),
         liveness_timer_(strand_),
-        subs_timer_(strand_),
-        refresh_timer_(strand_) {
+        subs_timer_(strand_) {
     {
       std::lock_guard lock(gate_->mu);
       gate_->impl = this;
@@ -681,29 +681,16 @@ class MqttClient::Impl
     if (options_.credential_use == CredentialUse::none) {
       return open_session(id);
     }
-    const bool force = std::exchange(force_refresh_next_, false);
-    if (force) {
-      ++counters_.credential_refreshes;
-      last_forced_refresh_ = now;
-      publish();
-    }
-    const std::uint64_t seq = ++credentials_seq_;
-    fetch_credentials(provider_, force,
-                      [this, id, seq](absl::StatusOr<Credentials> result) {
-                        on_credentials(id, seq, std::move(result));
-                      });
+    request_login_credentials(
+        [this, id](absl::StatusOr<Credentials> result) {
+          on_credentials(id, std::move(result));
+        });
   }
 
-  void on_credentials(std::uint64_t id, std::uint64_t seq,
-                      absl::StatusOr<Credentials> result) {
-    if (stopping_ || id != attempt_id_ || seq != credentials_seq_ ||
-        state_ != ConnectionState::connecting) {
-      return;
-    }
-    ++credentials_seq_;  // a second `done` is ignored
+  void on_credentials(std::uint64_t id, absl::StatusOr<Credentials> result) {
+    if (id != attempt_id_ || state_ != ConnectionState::connecting) return;
     if (!result.ok()) return drop(GapReason::token, clock_.now());
-    credentials_ = *std::move(result);
-    arm_refresh();
+    adopt_credentials(*std::move(result));
     open_session(id);
   }
 
@@ -846,15 +833,6 @@ class MqttClient::Impl
     drop(GapReason::token, now, /*counted=*/true);
   }
 
-  // Makes the next attempt ask the provider for fresh credentials, at most
-  // once per auth_refresh_cooldown.
-  void force_refresh_next(SteadyTime now) {
-    if (last_forced_refresh_ == SteadyTime{} ||
-        now - last_forced_refresh_ >= options_.auth_refresh_cooldown) {
-      force_refresh_next_ = true;
-    }
-  }
-
   void logged_in(std::uint64_t id, SteadyTime now) {
     cancel(phase_timer_);
     ++counters_.connects;
@@ -964,37 +942,14 @@ class MqttClient::Impl
 
   // --- Credentials -----------------------------------------------------------
 
-  void arm_refresh() {
-    const SteadyTime at = internal::next_refresh_time(
-        credentials_.expires_at, options_.refresh_lead,
-        options_.auth_refresh_cooldown, last_refresh_request_);
-    if (at == SteadyTime::max()) {
-      cancel(refresh_timer_);
-      return;
+  // Refreshed credentials are used from the next connect on, at once with
+  // reconnect_on_refresh (a token gap). Returns false when it dropped.
+  bool on_credentials_refreshed() {
+    if (options_.reconnect_on_refresh && connected()) {
+      drop(GapReason::token, clock_.now());
+      return false;
     }
-    arm(refresh_timer_, at, [this] { refresh_credentials(); });
-  }
-
-  void refresh_credentials() {
-    if (stopping_) return;
-    last_refresh_request_ = clock_.now();
-    ++counters_.credential_refreshes;
-    publish();
-    const std::uint64_t seq = ++refresh_seq_;
-    fetch_credentials(provider_, true,
-                      [this, seq](absl::StatusOr<Credentials> result) {
-                        if (stopping_ || seq != refresh_seq_) return;
-                        ++refresh_seq_;
-                        // A failed refresh keeps the old credentials and tries
-                        // again later.
-                        if (result.ok()) {
-                          credentials_ = *std::move(result);
-                          if (options_.reconnect_on_refresh && connected()) {
-                            return drop(GapReason::token, clock_.now());
-                          }
-                        }
-                        arm_refresh();
-                      });
+    return true;
   }
 
   // --- Failure ---------------------------------------------------------------
@@ -1038,7 +993,6 @@ class MqttClient::Impl
   internal::StrandTimer phase_timer_;     // connect_timeout
   internal::StrandTimer liveness_timer_;  // keepalive probe and stall
   internal::StrandTimer subs_timer_;      // next_action_time()
-  internal::StrandTimer refresh_timer_;   // credentials before they expire
 
   std::unique_ptr<Session> session_;
   std::uint64_t attempt_id_ = 0;
@@ -1047,12 +1001,6 @@ class MqttClient::Impl
   bool probe_outstanding_ = false;
   SteadyTime probe_sent_at_{};
 
-  Credentials credentials_;
-  std::uint64_t credentials_seq_ = 0;
-  std::uint64_t refresh_seq_ = 0;
-  bool force_refresh_next_ = false;
-  SteadyTime last_forced_refresh_{};
-  SteadyTime last_refresh_request_{};
 
   // Guarded by gate_->mu: which session's messages are delivered, and their
   // epoch (0: none).

@@ -226,7 +226,8 @@ class WsClient::Impl
     : public internal::StrandClient<WsClient::Impl, WsClientStats> {
  public:
   using Base = internal::StrandClient<WsClient::Impl, WsClientStats>;
-  friend Base;  // calls attempt(), drive(), on_stop_started()
+  friend Base;  // calls attempt(), drive(), on_stop_started(), reads
+                // options_ and provider_
 
   Impl(net::io_context& ioc, WsClientOptions options, internal::ParsedUrl url,
        std::unique_ptr<ssl::context> tls_context,
@@ -239,7 +240,7 @@ class WsClient::Impl
         url_(std::move(url)),
         tls_context_(std::move(tls_context)),
         protocol_(std::move(protocol)),
-        credentials_(std::move(credentials)),
+        provider_(std::move(credentials)),
         callbacks_(std::move(callbacks)),
         phase_timer_(strand_),
         login_timer_(strand_),
@@ -247,7 +248,6 @@ class WsClient::Impl
         ping_timer_(strand_),
         pong_timer_(strand_),
         subs_timer_(strand_),
-        refresh_timer_(strand_),
         close_timer_(strand_, /*runs_while_stopping=*/true) {
     publish();
   }
@@ -430,71 +430,25 @@ class WsClient::Impl
 
   // --- Credentials ---------------------------------------------------------
 
-  // Calls the provider; its answer comes back to on_credentials() on the
-  // strand, from whatever thread calls `done`.
+  // Asks for the login's credentials; the answer comes back to
+  // on_credentials() on the strand.
   void request_credentials(const ConnPtr& c) {
-    const SteadyTime now = clock_.now();
-    const bool force = std::exchange(force_refresh_next_, false);
-    if (force) {
-      ++counters_.credential_refreshes;
-      last_forced_refresh_ = now;
-      publish();
-    }
-    const std::uint64_t seq = ++credentials_seq_;
     std::weak_ptr<Conn> weak_conn = c;
-    fetch_credentials(credentials_, force,
-                      [this, weak_conn, seq](absl::StatusOr<Credentials> r) {
-                        on_credentials(weak_conn.lock(), seq, std::move(r));
-                      });
+    request_login_credentials([this, weak_conn](absl::StatusOr<Credentials> r) {
+      on_credentials(weak_conn.lock(), std::move(r));
+    });
   }
 
-  void on_credentials(const ConnPtr& c, std::uint64_t seq,
-                      absl::StatusOr<Credentials> result) {
-    if (!current(c) || seq != credentials_seq_ ||
-        state_ != ConnectionState::logging_in)
-      return;
-    ++credentials_seq_;  // a second `done` is ignored
+  // Logs in with the credentials (the base refreshes them before they
+  // expire: used from the next subscribe frame and login on).
+  void on_credentials(const ConnPtr& c, absl::StatusOr<Credentials> result) {
+    if (!current(c) || state_ != ConnectionState::logging_in) return;
     if (!result.ok()) return drop(GapReason::token, clock_.now());
-    credentials_value_ = *std::move(result);
-    arm_refresh();
-    std::vector<std::string> frames =
-        protocol_->login_frames(credentials_value_);
+    adopt_credentials(*std::move(result));
+    std::vector<std::string> frames = protocol_->login_frames(credentials_);
     if (frames.empty()) return logged_in(c);
     c->login_sent = true;
     for (std::string& frame : frames) send(c, std::move(frame));
-  }
-
-  // Arms the refresh `refresh_lead` before the credentials expire (at most
-  // one refresh per max(auth_refresh_cooldown, 1 s), so a provider that
-  // keeps returning near-expired credentials cannot make it spin).
-  void arm_refresh() {
-    const SteadyTime at = internal::next_refresh_time(
-        credentials_value_.expires_at, options_.refresh_lead,
-        options_.auth_refresh_cooldown, last_refresh_request_);
-    if (at == SteadyTime::max()) {
-      cancel(refresh_timer_);
-      return;
-    }
-    arm(refresh_timer_, at, [this] { refresh_credentials(); });
-  }
-
-  void refresh_credentials() {
-    if (stopping_) return;
-    last_refresh_request_ = clock_.now();
-    ++counters_.credential_refreshes;
-    publish();
-    const std::uint64_t seq = ++refresh_seq_;
-    fetch_credentials(credentials_, true,
-                      [this, seq](absl::StatusOr<Credentials> result) {
-                        if (stopping_ || seq != refresh_seq_) return;
-                        ++refresh_seq_;
-                        // Used from the next subscribe frame and the next
-                        // connect on; a failed refresh keeps the old
-                        // credentials and tries again later.
-                        if (result.ok())
-                          credentials_value_ = *std::move(result);
-                        arm_refresh();
-                      });
   }
 
   // --- Logged in, subscriptions --------------------------------------------
@@ -531,8 +485,8 @@ class WsClient::Impl
     for (const SubscriptionAction& action : actions_) {
       send(c,
            action.kind == SubscriptionAction::Kind::subscribe
-               ? protocol_->subscribe_frame(action.key, credentials_value_)
-               : protocol_->unsubscribe_frame(action.key, credentials_value_));
+               ? protocol_->subscribe_frame(action.key, credentials_)
+               : protocol_->unsubscribe_frame(action.key, credentials_));
     }
     if (!current(c)) return;
     if (state_ == ConnectionState::subscribing && subs_.settled()) go_live(now);
@@ -610,10 +564,7 @@ class WsClient::Impl
           logged_in(c);
         return;
       case FrameKind::auth_rejected:
-        if (last_forced_refresh_ == SteadyTime{} ||
-            now - last_forced_refresh_ >= options_.auth_refresh_cooldown) {
-          force_refresh_next_ = true;
-        }
+        force_refresh_next(now);
         return drop(GapReason::token, now);
       case FrameKind::subscribe_ack:
         subs_.on_ack(what.key, now);
@@ -772,7 +723,7 @@ class WsClient::Impl
   const internal::ParsedUrl url_;
   const std::unique_ptr<ssl::context> tls_context_;
   const std::unique_ptr<Protocol> protocol_;
-  const CredentialsProvider credentials_;
+  const CredentialsProvider provider_;
   const WsClientCallbacks callbacks_;
 
   std::vector<SubscriptionAction> actions_;
@@ -784,7 +735,6 @@ class WsClient::Impl
   internal::StrandTimer ping_timer_;
   internal::StrandTimer pong_timer_;
   internal::StrandTimer subs_timer_;     // SubscriptionSet::next_action_time()
-  internal::StrandTimer refresh_timer_;  // credentials refresh before expiry
   internal::StrandTimer close_timer_;    // caps stop()'s close handshake
 
   ConnPtr conn_;
@@ -792,12 +742,6 @@ class WsClient::Impl
   std::uint64_t epoch_ = 0;
   std::uint64_t pong_deadline_seq_ = 0;
 
-  Credentials credentials_value_;
-  std::uint64_t credentials_seq_ = 0;
-  std::uint64_t refresh_seq_ = 0;
-  bool force_refresh_next_ = false;
-  SteadyTime last_forced_refresh_{};
-  SteadyTime last_refresh_request_{};
 
   std::atomic<std::uint64_t> notices_{0};  // read by stats(), any thread
 };

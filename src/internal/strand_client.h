@@ -17,7 +17,9 @@
 //                          snapshot, start()/stop()/unwant()/resubscribe(),
 //                          the first attempt, the breaker's gate on every
 //                          attempt, the wait for the next one after a loss,
-//                          and the stable timer once live.
+//                          and the stable timer once live. And the
+//                          credentials: fetched for each login (fresh ones
+//                          after a rejection), refreshed before they expire.
 //   StatsSnapshot<Stats>   what stats() returns from any thread: the strand's
 //                          counters copied under a mutex.
 //   FrameCounters          the per-frame counters, atomics bumped on the hot
@@ -30,7 +32,10 @@
 //                            begin_attempt())
 //   void drive();            act on the subscriptions (want/unwant/...)
 //   void on_stop_started();  close its transport (stop() was just processed)
-// and may provide void on_start() (start() was just processed, once).
+// and may provide void on_start() (start() was just processed, once) and
+// bool on_credentials_refreshed() (see refresh_credentials()). It holds
+// `provider_` (a CredentialsProvider) and `options_` with refresh_lead and
+// auth_refresh_cooldown.
 //
 // Thread safety: everything but StatsSnapshot and FrameCounters is used on
 // the strand only.
@@ -165,7 +170,8 @@ class StrandClient : public std::enable_shared_from_this<Derived> {
         breaker_(std::move(breaker)),
         subs_(std::move(subs)),
         backoff_timer_(strand_),
-        stable_timer_(strand_) {}
+        stable_timer_(strand_),
+        refresh_timer_(strand_) {}
 
   // --- Public entry points (any thread): post to the strand. ---------------
 
@@ -222,6 +228,7 @@ class StrandClient : public std::enable_shared_from_this<Derived> {
   Derived& derived() { return static_cast<Derived&>(*this); }
 
   void on_start() {}  // Derived's hides it
+  bool on_credentials_refreshed() { return true; }  // Derived's hides it
 
   // Copies the strand-side counters and state into the snapshot stats()
   // returns.
@@ -392,6 +399,38 @@ class StrandClient : public std::enable_shared_from_this<Derived> {
     });
   }
 
+  // --- Credentials ----------------------------------------------------------
+
+  // Asks the provider for a login's credentials: fresh ones once after
+  // force_refresh_next(). `on_answer(result)` runs on the strand, once, for
+  // the latest request only, and never once stopping. (Adopt a good answer
+  // with adopt_credentials().)
+  template <class F>
+  void request_login_credentials(F on_answer) {
+    const bool force = std::exchange(force_refresh_next_, false);
+    if (force) {
+      ++counters_.credential_refreshes;
+      last_forced_refresh_ = clock_.now();
+      publish();
+    }
+    fetch_login_credentials(force, std::move(on_answer));
+  }
+
+  // The broker refused the credentials at `now`: the next login asks for
+  // fresh ones, at most once per auth_refresh_cooldown.
+  void force_refresh_next(SteadyTime now) {
+    if (last_forced_refresh_ == SteadyTime{} ||
+        now - last_forced_refresh_ >= derived().options_.auth_refresh_cooldown) {
+      force_refresh_next_ = true;
+    }
+  }
+
+  // Makes `c` the current credentials and arms their refresh.
+  void adopt_credentials(Credentials c) {
+    credentials_ = std::move(c);
+    arm_refresh();
+  }
+
   net::io_context& ioc_;
   Strand strand_;
   Clock& clock_;
@@ -406,6 +445,8 @@ class StrandClient : public std::enable_shared_from_this<Derived> {
   GapTracker gaps_;
   StrandTimer backoff_timer_;  // next attempt (backoff or breaker wait)
   StrandTimer stable_timer_;   // live for stable_after → report_stable()
+  StrandTimer refresh_timer_;  // credentials, refresh_lead before expiry
+  Credentials credentials_;    // the latest adopted
   bool started_ = false;
   std::optional<CircuitBreaker::Permit> permit_;
   SteadyTime attempt_started_{};
@@ -416,6 +457,54 @@ class StrandClient : public std::enable_shared_from_this<Derived> {
   FrameCounters frames_;
 
  private:
+  template <class F>
+  void fetch_login_credentials(bool force, F on_answer) {
+    const std::uint64_t seq = ++credentials_seq_;
+    fetch_credentials(
+        derived().provider_, force,
+        [this, seq, on_answer](absl::StatusOr<Credentials> result) mutable {
+          if (stopping_ || seq != credentials_seq_) return;
+          ++credentials_seq_;  // a second `done` is ignored
+          on_answer(std::move(result));
+        });
+  }
+
+  // Arms the refresh `refresh_lead` before the credentials expire (at most
+  // one refresh per max(auth_refresh_cooldown, 1 s), so a provider that
+  // keeps returning near-expired credentials cannot make it spin).
+  void arm_refresh() {
+    const SteadyTime at = next_refresh_time(
+        credentials_.expires_at, derived().options_.refresh_lead,
+        derived().options_.auth_refresh_cooldown, last_refresh_request_);
+    if (at == SteadyTime::max()) {
+      cancel(refresh_timer_);
+      return;
+    }
+    arm(refresh_timer_, at, [this] { refresh_credentials(); });
+  }
+
+  // Fetches fresh credentials between logins. A good answer becomes the
+  // current credentials, then Derived's on_credentials_refreshed() may act on
+  // them (false: it dropped the connection, whose next login re-arms). A
+  // failed refresh keeps the old credentials and tries again later.
+  void refresh_credentials() {
+    if (stopping_) return;
+    last_refresh_request_ = clock_.now();
+    ++counters_.credential_refreshes;
+    publish();
+    const std::uint64_t seq = ++refresh_seq_;
+    fetch_credentials(derived().provider_, true,
+                      [this, seq](absl::StatusOr<Credentials> result) {
+                        if (stopping_ || seq != refresh_seq_) return;
+                        ++refresh_seq_;
+                        if (result.ok()) {
+                          credentials_ = *std::move(result);
+                          if (!derived().on_credentials_refreshed()) return;
+                        }
+                        arm_refresh();
+                      });
+  }
+
   void maybe_finish_stop() {
     if (!stopping_ || pending_ops_ != 0 || state_ == ConnectionState::stopped)
       return;
@@ -433,6 +522,11 @@ class StrandClient : public std::enable_shared_from_this<Derived> {
   std::size_t pending_ops_ = 0;
   std::vector<std::function<void()>> dones_;
   std::size_t fetches_outstanding_ = 0;
+  std::uint64_t credentials_seq_ = 0;  // the latest login fetch
+  std::uint64_t refresh_seq_ = 0;      // the latest refresh fetch
+  bool force_refresh_next_ = false;
+  SteadyTime last_forced_refresh_{};
+  SteadyTime last_refresh_request_{};
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
 };
 
