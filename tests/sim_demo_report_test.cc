@@ -580,11 +580,13 @@ TEST(DemoEndToEnd, TheIncidentPassesWithOneGapPerOutage) {
 TEST(DemoEndToEnd, AnIdleTimeoutLongerThanTheStallIsCaught) {
   // The stall (1.5 s real) resumes before the idle timeout (5 s) or the
   // staleness (2.4 × 1 s) acts: the trades the sim skipped are lost while
-  // connected, and the report fails naming them.
+  // connected, and the report fails naming them. It begins 2 s (real) in,
+  // so that both symbols flow before it even on a loaded machine (a key
+  // first subscribed during the stall has nothing to skip).
   const DemoRun run = run_demo(
-      "at 4 stall 6\n"
-      "at 24 end\n",
-      4.0, 5.0, 5000, 1000);
+      "at 8 stall 6\n"
+      "at 28 end\n",
+      4.0, 6.0, 5000, 1000);
   ASSERT_EQ(run.report_exit, 1) << run.report_text << run.collector_err;
   EXPECT_NE(run.report_text.find("lost while connected"), std::string::npos)
       << run.report_text;
