@@ -16,6 +16,7 @@
 #include "feedkit/ws_client.h"
 #include "prometheus/check_names.h"
 #include "prometheus/counter.h"
+#include "support/bridge_sources.h"
 
 // The bridge is checked on the metric families it returns (no HTTP here:
 // tests/status_server_test.cc scrapes a real server). Time is a FakeClock.
@@ -427,23 +428,7 @@ TEST(PrometheusBridge, NamesFollowPrometheusConventions) {
   c.subscriptions.learned_cap = 20;
   c.breaker.failure_rate = 50;
   c.breaker.slow_call_rate = 0;
-  ASSERT_TRUE(bridge.add_connection("c", [&] { return c; }).ok());
-  ASSERT_TRUE(
-      bridge.add_dispatcher("d", [] { return DispatcherStats{}; }).ok());
-  ASSERT_TRUE(
-      bridge.add_feed_health("f", [] { return FeedHealthStats{}; }).ok());
-  ASSERT_TRUE(
-      bridge
-          .add_symbol_health(
-              "f",
-              [] {
-                return std::vector<SymbolHealth>{{"X", HealthState::fresh, {}}};
-              })
-          .ok());
-  ASSERT_TRUE(
-      bridge.add_breaker("b", [] { return CircuitBreakerStats{}; }).ok());
-  ASSERT_TRUE(
-      bridge.add_escalation("c", [] { return EscalationStats{}; }).ok());
+  testing::add_every_source(bridge, c);
   const auto families = bridge.Collect();
   EXPECT_GE(families.size(), 70u);
 

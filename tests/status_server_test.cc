@@ -38,6 +38,7 @@
 #include "feedkit/testing/faulty_ws_server.h"
 #include "feedkit/testing/line_protocol.h"
 #include "feedkit/ws_client.h"
+#include "support/bridge_sources.h"
 #include "support/tick_client.h"
 
 // Every test scrapes a real StatusServer over HTTP on loopback. The client
@@ -892,23 +893,7 @@ TEST(StatusServer, AlertsAndDashboardUseOnlyExportedMetrics) {
   c.subscriptions.learned_cap = 20;  // optional families present
   c.breaker.failure_rate = 10;
   c.breaker.slow_call_rate = 0;
-  ASSERT_TRUE(bridge.add_connection("c", [&] { return c; }).ok());
-  ASSERT_TRUE(
-      bridge.add_dispatcher("d", [] { return DispatcherStats{}; }).ok());
-  ASSERT_TRUE(
-      bridge.add_feed_health("f", [] { return FeedHealthStats{}; }).ok());
-  ASSERT_TRUE(
-      bridge
-          .add_symbol_health(
-              "f",
-              [] {
-                return std::vector<SymbolHealth>{{"X", HealthState::fresh, {}}};
-              })
-          .ok());
-  ASSERT_TRUE(
-      bridge.add_breaker("b", [] { return CircuitBreakerStats{}; }).ok());
-  ASSERT_TRUE(
-      bridge.add_escalation("c", [] { return EscalationStats{}; }).ok());
+  testing::add_every_source(bridge, c);
   auto server = make_server(&bridge);
   ASSERT_TRUE(server);
   ASSERT_TRUE(
