@@ -5,13 +5,9 @@
 // line per outage, tails cut by outages, malformed lines, epoch ↔ connection
 // mapping), then the real thing end to end: feedkit-sim playing a compressed
 // incident, kis_collector against it, feedkit-report on their files.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>  // mkdtemp
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
@@ -30,8 +26,7 @@
 #include "common/json_reader.h"
 #include "sim/demo_report.h"
 #include "sim/market.h"
-
-extern char** environ;
+#include "support/child_process.h"
 
 namespace examples::sim {
 namespace {
@@ -408,50 +403,23 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
-// A child process: stdout and stderr to files in `dir`.
+// A child process: stdout and stderr to `name`.out and `name`.err in `dir`.
 class Child {
  public:
   Child(std::vector<std::string> argv, const std::string& dir,
         const std::string& name, std::vector<std::string> env = {})
-      : out_(dir + "/" + name + ".out"), err_(dir + "/" + name + ".err") {
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
-    std::vector<char*> envp;
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out_.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err_.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    EXPECT_EQ(posix_spawn(&pid_, args[0], &actions, nullptr, args.data(),
-                          envp.data()),
-              0);
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  ~Child() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
+      : out_(dir + "/" + name + ".out"),
+        err_(dir + "/" + name + ".err"),
+        process_(std::move(argv), {.stdout_path = out_,
+                                   .stderr_path = err_,
+                                   .env = std::move(env)}) {
+    EXPECT_EQ(process_.spawn_error(), 0) << name;
   }
   // The exit status, or -1 (a signal, or still running after `timeout`).
   int wait_exit(std::chrono::seconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    while (Clock::now() < deadline) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(milliseconds(20));  // a child process
-    }
-    return -1;
+    return process_.wait_exit(timeout);
   }
-  void signal(int sig) { kill(pid_, sig); }
+  void signal(int sig) { process_.signal(sig); }
   // Waits for a first stdout line holding `needle`; returns it or "".
   std::string wait_line(std::string_view needle, std::chrono::seconds timeout) {
     const auto deadline = Clock::now() + timeout;
@@ -467,9 +435,8 @@ class Child {
   std::string err() const { return read_file(err_); }
 
  private:
-  std::string out_, err_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
+  const std::string out_, err_;
+  feedkit::testing::ChildProcess process_;
 };
 
 std::string json_string(const std::string& line, const std::string& key) {

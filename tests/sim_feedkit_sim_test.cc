@@ -9,12 +9,10 @@
 // record file, signals, exit codes).
 //
 // Test that header file is self-contained.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>  // mkdtemp
-#include <sys/wait.h>
+#include <sys/select.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -44,8 +42,7 @@
 #include "feedkit/ws_client.h"
 #include "sim/broker_sim.h"
 #include "sim/market.h"
-
-extern char** environ;
+#include "support/child_process.h"
 
 namespace examples::sim {
 
@@ -1075,35 +1072,14 @@ std::string read_file(const std::string& path) {
 // feedkit-sim run with `args`: stdout through a pipe, stderr to a file.
 class Program {
  public:
-  explicit Program(std::vector<std::string> args) : dir_(temp_dir()) {
-    args.insert(args.begin(), FEEDKIT_SIM_PROGRAM);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int fds[2];
-    EXPECT_EQ(pipe(fds), 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-    posix_spawn_file_actions_addclose(&actions, fds[0]);
-    const std::string err = stderr_path();
-    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    EXPECT_EQ(
-        posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ),
-        0);
-    posix_spawn_file_actions_destroy(&actions);
-    close(fds[1]);
-    out_ = fds[0];
+  explicit Program(std::vector<std::string> args)
+      : dir_(temp_dir()),
+        process_(with_program(std::move(args)),
+                 {.stderr_path = stderr_path()}),
+        out_(process_.stdout_fd()) {
+    EXPECT_EQ(process_.spawn_error(), 0);
   }
-  ~Program() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (out_ >= 0) close(out_);
-    std::filesystem::remove_all(dir_);
-  }
+  ~Program() { std::filesystem::remove_all(dir_); }
 
   // Returns the next stdout line ("" at the end or after `timeout`).
   std::string line(Duration timeout = kWait) {
@@ -1129,28 +1105,23 @@ class Program {
 
   // Waits for the exit; returns the exit status, or -1 (killed, timeout).
   int wait_exit(Duration timeout = kWait) {
-    const SteadyTime deadline = SteadyClock::now() + timeout;
-    while (SteadyClock::now() < deadline) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(milliseconds(10));  // a child process
-    }
-    return -1;
+    return process_.wait_exit(timeout);
   }
 
-  void signal(int sig) { kill(pid_, sig); }
+  void signal(int sig) { process_.signal(sig); }
   std::string stderr_text() const { return read_file(stderr_path()); }
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
 
  private:
+  static std::vector<std::string> with_program(std::vector<std::string> args) {
+    args.insert(args.begin(), FEEDKIT_SIM_PROGRAM);
+    return args;
+  }
   std::string stderr_path() const { return dir_ + "/stderr.txt"; }
-  std::string dir_;
-  pid_t pid_ = -1;
-  int out_ = -1;
-  bool exited_ = false;
+
+  const std::string dir_;
+  feedkit::testing::ChildProcess process_;
+  const int out_;  // process_'s stdout pipe
   std::string buffer_;
 };
 

@@ -9,11 +9,8 @@
 
 // Needs the protobuf codec in feedkit-sim and the collector program.
 #if defined(FEEDKIT_SIM_SETTRADE) && defined(SETTRADE_COLLECTOR_PROGRAM)
-#include <fcntl.h>
 #include <mqtt/async_client.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio/connect.hpp>
@@ -36,8 +33,7 @@
 #include "settrade/settrade_codec.h"
 #include "sim/broker_sim.h"
 #include "sim/settrade_sim.h"
-
-extern char** environ;
+#include "support/child_process.h"
 
 namespace {
 
@@ -271,61 +267,26 @@ std::string temp_dir() {
   return pattern;
 }
 
+// settrade_collector against `sim`: JSON Lines to out.jsonl, stderr to
+// stderr.txt in `dir`.
 class Collector {
  public:
-  Collector(BrokerSim& sim, const std::string& dir) : out_(dir + "/out.jsonl") {
-    std::vector<std::string> args = {SETTRADE_COLLECTOR_PROGRAM,
-                                     "--symbols",
-                                     "AOT,PTT",
-                                     "--out",
-                                     out_,
-                                     "--quiet",
-                                     "--broker-id",
-                                     "098",
-                                     "--app-code",
-                                     "SIMAPP",
-                                     "--rest-url",
-                                     sim.rest_url(),
-                                     "--ws-url",
-                                     sim.ws_url(),
-                                     "--ca-file",
-                                     sim.settrade()->ca_file(),
-                                     "--keepalive-s",
-                                     "2"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> env_strings = {
-        "SETTRADE_APP_ID=SIMAPPID", "SETTRADE_APP_SECRET=c2ltLXNlY3JldC1rZXk"};
-    std::vector<char*> env;
-    for (auto& e : env_strings) env.push_back(e.data());
-    for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
-    env.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    const std::string err = dir + "/stderr.txt";
-    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    EXPECT_EQ(
-        posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), env.data()),
-        0);
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  ~Collector() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
+  Collector(BrokerSim& sim, const std::string& dir)
+      : out_(dir + "/out.jsonl"),
+        process_({SETTRADE_COLLECTOR_PROGRAM, "--symbols", "AOT,PTT", "--out",
+                  out_, "--quiet", "--broker-id", "098", "--app-code",
+                  "SIMAPP", "--rest-url", sim.rest_url(), "--ws-url",
+                  sim.ws_url(), "--ca-file", sim.settrade()->ca_file(),
+                  "--keepalive-s", "2"},
+                 {.stderr_path = dir + "/stderr.txt",
+                  .env = {"SETTRADE_APP_ID=SIMAPPID",
+                          "SETTRADE_APP_SECRET=c2ltLXNlY3JldC1rZXk"}}) {
+    EXPECT_EQ(process_.spawn_error(), 0);
   }
   // SIGTERM; returns the exit status (-1: killed or timeout).
   int stop() {
-    kill(pid_, SIGTERM);
-    int status = 0;
-    const bool exited =
-        wait_until([&] { return waitpid(pid_, &status, WNOHANG) == pid_; });
-    if (!exited) return -1;
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    process_.signal(SIGTERM);
+    return process_.wait_exit(kWait);
   }
   std::vector<std::string> lines() const {
     std::ifstream in(out_);
@@ -335,8 +296,8 @@ class Collector {
   }
 
  private:
-  std::string out_;
-  pid_t pid_ = -1;
+  const std::string out_;
+  feedkit::testing::ChildProcess process_;
 };
 
 // What the collector wrote, per epoch (in order of first appearance).
