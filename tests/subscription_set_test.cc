@@ -578,6 +578,23 @@ TEST(SubscriptionSet, ResubscribeUnsubscribesThenSubscribesOneKey) {
   EXPECT_EQ(subs.stats().confirmed, 2u);
 }
 
+TEST(SubscriptionSet, ResubscribeLeavesASubscribeInFlightAlone) {
+  auto subs = make();
+  subs.want("A");
+  subs.want("B");
+  subs.on_connected(kT0, false);
+  EXPECT_TRUE(subs.resubscribe("A"));  // waiting: about to be subscribed
+  Actions actions;
+  subs.next_actions(kT0, actions);
+  EXPECT_EQ(actions, (Actions{{Kind::subscribe, "A"}, {Kind::subscribe, "B"}}));
+  EXPECT_TRUE(subs.resubscribe("A"));  // pending: its reply decides
+  subs.next_actions(kT0, actions);
+  EXPECT_TRUE(actions.empty());
+  EXPECT_EQ(subs.state("A"), SubscriptionState::pending);
+  EXPECT_TRUE(subs.on_ack("A", kT0));
+  EXPECT_EQ(subs.state("A"), SubscriptionState::confirmed);
+}
+
 TEST(SubscriptionSet, RecordsHowLongRestoringTook) {
   auto subs = make();
   subs.want("A");

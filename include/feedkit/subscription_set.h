@@ -240,11 +240,18 @@ class SubscriptionSet {
 
   // Unsubscribes and subscribes `key` again on this connection, with fresh
   // attempts (the escalation step for a stale symbol; also re-arms an
-  // unconfirmed, over_cap or rejected key). Returns false if `key` is not
-  // wanted or the set is disconnected.
+  // unconfirmed, over_cap or rejected key). A key whose subscribe is in
+  // flight (pending) or about to be sent (waiting) is left as it is: its
+  // reply or timeout decides, and an unsubscribe now would only cut the data
+  // its reply is about to start. Returns false if `key` is not wanted or the
+  // set is disconnected.
   bool resubscribe(std::string_view key) {
     Entry* e = find(key);
     if (e == nullptr || !e->wanted || !connected_) return false;
+    if (e->state == SubscriptionState::pending ||
+        e->state == SubscriptionState::waiting) {
+      return true;
+    }
     e->state = SubscriptionState::waiting;
     e->attempts = 0;
     e->needs_unsubscribe = true;
