@@ -249,6 +249,21 @@ void Collector::check_health(SteadyTime now) {
     }
     if (a.step == feedkit::EscalationStep::resubscribe &&
         control_.resubscribe && options_.keys_of) {
+      // While a connection is still restoring its subscriptions, a symbol
+      // that has not spoken yet is waiting for its own subscribe: an
+      // unsubscribe now would cut the data its reply is starting (this
+      // thread's staleness lags the client's). The ladder's next rung still
+      // applies if it stays stale.
+      if (restoring_subscriptions()) {
+        if (!options_.quiet) {
+          std::fprintf(stderr,
+                       "[%s] escalation: resubscribe %.*s skipped: "
+                       "subscriptions still being restored\n",
+                       options_.broker.c_str(), static_cast<int>(name.size()),
+                       name.data());
+        }
+        continue;
+      }
       for (auto& key : options_.keys_of(name)) control_.resubscribe(key);
       ++summary_.resubscribes;
     } else if (a.step == feedkit::EscalationStep::reconnect &&
@@ -257,6 +272,11 @@ void Collector::check_health(SteadyTime now) {
       ++summary_.ladder_reconnects;
     }
   }
+}
+
+bool Collector::restoring_subscriptions() const {
+  return control_.stats &&
+         control_.stats().state == feedkit::ConnectionState::subscribing;
 }
 
 void Collector::print_status(SteadyTime now) {

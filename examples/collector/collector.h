@@ -14,7 +14,9 @@
 //
 // A gap line is written for every GapEvent, in order with the data, with the
 // number of the old connection's events the queue dropped before it; the new
-// connection gets FeedHealth's open grace before any symbol can go stale.
+// connection gets FeedHealth's open grace before any symbol can go stale, and
+// no symbol is resubscribed while the connection is still restoring its
+// subscriptions (each key's own reply or timeout decides then).
 // Within a connection, a symbol whose cumulative volume grows by more than the
 // trades received gets a `volume_jump` gap line (json_lines.h): trades lost
 // while connected are never silent.
@@ -162,6 +164,8 @@ class Collector {
   void consume(std::vector<feedkit::Polled<CollectorEvent>>& batch);
   void check_volume(const Trade& trade, const Received& r);
   void check_health(feedkit::SteadyTime now);
+  // Whether the connection is (re)establishing its subscriptions.
+  bool restoring_subscriptions() const;
   void print_status(feedkit::SteadyTime now);
   void print_summary() const;
   std::int64_t unix_ns(feedkit::SteadyTime t) const;
