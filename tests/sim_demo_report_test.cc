@@ -11,10 +11,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -587,11 +589,28 @@ struct FaultCase {
 class CollectorThroughFault
     : public ::testing::TestWithParam<std::tuple<std::string, FaultCase>> {};
 
+// The number after `key=` in the collector's "done:" line, or -1.
+long done_count(const std::string& collector_err, const std::string& key) {
+  const std::size_t done = collector_err.find("] done: ");
+  if (done == std::string::npos) return -1;
+  const std::size_t at = collector_err.find(" " + key + "=", done);
+  if (at == std::string::npos) return -1;
+  return std::strtol(collector_err.c_str() + at + key.size() + 2, nullptr, 10);
+}
+
 TEST_P(CollectorThroughFault, NothingLostWhileConnectedEveryOutageOneGap) {
   const auto& [broker, fault] = GetParam();
   const DemoRun run = run_demo(fault.script, 1.0, 12.0, 800, 400, broker);
   ASSERT_TRUE(run.skip.empty()) << run.skip;
   EXPECT_EQ(run.report_exit, 0) << run.report_text << run.collector_err;
+  if (std::string_view(fault.name) == "malformed") {
+    // Every malformed frame sent is counted: refused by the codec, or not
+    // readable by the client's protocol at all.
+    EXPECT_EQ(done_count(run.collector_err, "rejected_frames") +
+                  done_count(run.collector_err, "parse_errors"),
+              5)
+        << run.collector_err;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

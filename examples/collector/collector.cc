@@ -293,6 +293,7 @@ void Collector::print_status(SteadyTime now) {
   last_status_ = now;
   summary_.dropped = d.dropped();
   summary_.rejected_frames = rejected_frames_.load(std::memory_order_relaxed);
+  if (control_.stats) summary_.parse_errors = control_.stats().parse_errors;
   if (options_.quiet) return;
   std::string line = absl::StrCat("[", options_.broker, "]");
   if (control_.stats) {
@@ -309,7 +310,8 @@ void Collector::print_status(SteadyTime now) {
                   " drops=", d.dropped(), " stale=", h.stale,
                   " never_seen=", h.never_seen, " gaps=", summary_.gaps,
                   " volume_jumps=", summary_.volume_jumps);
-  absl::StrAppend(&line, " rejected_frames=", summary_.rejected_frames);
+  absl::StrAppend(&line, " rejected_frames=", summary_.rejected_frames,
+                  " parse_errors=", summary_.parse_errors);
   std::fprintf(stderr, "%s\n", line.c_str());
 }
 
@@ -321,7 +323,8 @@ void Collector::print_summary() const {
       " missing_volume=", summary_.missing_volume, " drops=", summary_.dropped,
       " resubscribes=", summary_.resubscribes,
       " ladder_reconnects=", summary_.ladder_reconnects);
-  absl::StrAppend(&line, " rejected_frames=", summary_.rejected_frames);
+  absl::StrAppend(&line, " rejected_frames=", summary_.rejected_frames,
+                  " parse_errors=", summary_.parse_errors);
   std::fprintf(stderr, "%s\n", line.c_str());
 }
 

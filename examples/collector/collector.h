@@ -126,7 +126,9 @@ struct CollectorSummary {
   std::uint64_t resubscribes = 0;
   std::uint64_t ladder_reconnects = 0;
   std::uint64_t write_errors = 0;
-  std::uint64_t rejected_frames = 0;  // malformed, counted and skipped
+  std::uint64_t rejected_frames = 0;  // data the codec refused, skipped
+  std::uint64_t parse_errors = 0;     // frames the client's protocol could
+                                      // not read (ConnectionStats), skipped
 };
 
 class Collector {
