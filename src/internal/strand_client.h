@@ -227,7 +227,7 @@ class StrandClient : public std::enable_shared_from_this<Derived> {
  protected:
   Derived& derived() { return static_cast<Derived&>(*this); }
 
-  void on_start() {}  // Derived's hides it
+  void on_start() {}                                // Derived's hides it
   bool on_credentials_refreshed() { return true; }  // Derived's hides it
 
   // Copies the strand-side counters and state into the snapshot stats()
@@ -413,14 +413,22 @@ class StrandClient : public std::enable_shared_from_this<Derived> {
       last_forced_refresh_ = clock_.now();
       publish();
     }
-    fetch_login_credentials(force, std::move(on_answer));
+    const std::uint64_t seq = ++credentials_seq_;
+    fetch_credentials(
+        derived().provider_, force,
+        [this, seq, on_answer](absl::StatusOr<Credentials> result) mutable {
+          if (stopping_ || seq != credentials_seq_) return;
+          ++credentials_seq_;  // a second `done` is ignored
+          on_answer(std::move(result));
+        });
   }
 
   // The broker refused the credentials at `now`: the next login asks for
   // fresh ones, at most once per auth_refresh_cooldown.
   void force_refresh_next(SteadyTime now) {
     if (last_forced_refresh_ == SteadyTime{} ||
-        now - last_forced_refresh_ >= derived().options_.auth_refresh_cooldown) {
+        now - last_forced_refresh_ >=
+            derived().options_.auth_refresh_cooldown) {
       force_refresh_next_ = true;
     }
   }
@@ -457,18 +465,6 @@ class StrandClient : public std::enable_shared_from_this<Derived> {
   FrameCounters frames_;
 
  private:
-  template <class F>
-  void fetch_login_credentials(bool force, F on_answer) {
-    const std::uint64_t seq = ++credentials_seq_;
-    fetch_credentials(
-        derived().provider_, force,
-        [this, seq, on_answer](absl::StatusOr<Credentials> result) mutable {
-          if (stopping_ || seq != credentials_seq_) return;
-          ++credentials_seq_;  // a second `done` is ignored
-          on_answer(std::move(result));
-        });
-  }
-
   // Arms the refresh `refresh_lead` before the credentials expire (at most
   // one refresh per max(auth_refresh_cooldown, 1 s), so a provider that
   // keeps returning near-expired credentials cannot make it spin).
