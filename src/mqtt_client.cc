@@ -681,10 +681,9 @@ class MqttClient::Impl
     if (options_.credential_use == CredentialUse::none) {
       return open_session(id);
     }
-    request_login_credentials(
-        [this, id](absl::StatusOr<Credentials> result) {
-          on_credentials(id, std::move(result));
-        });
+    request_login_credentials([this, id](absl::StatusOr<Credentials> result) {
+      on_credentials(id, std::move(result));
+    });
   }
 
   void on_credentials(std::uint64_t id, absl::StatusOr<Credentials> result) {
@@ -1000,7 +999,6 @@ class MqttClient::Impl
       running_;
   bool probe_outstanding_ = false;
   SteadyTime probe_sent_at_{};
-
 
   // Guarded by gate_->mu: which session's messages are delivered, and their
   // epoch (0: none).

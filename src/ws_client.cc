@@ -483,10 +483,9 @@ class WsClient::Impl
     const SteadyTime now = clock_.now();
     subs_.next_actions(now, actions_);
     for (const SubscriptionAction& action : actions_) {
-      send(c,
-           action.kind == SubscriptionAction::Kind::subscribe
-               ? protocol_->subscribe_frame(action.key, credentials_)
-               : protocol_->unsubscribe_frame(action.key, credentials_));
+      send(c, action.kind == SubscriptionAction::Kind::subscribe
+                  ? protocol_->subscribe_frame(action.key, credentials_)
+                  : protocol_->unsubscribe_frame(action.key, credentials_));
     }
     if (!current(c)) return;
     if (state_ == ConnectionState::subscribing && subs_.settled()) go_live(now);
@@ -734,14 +733,13 @@ class WsClient::Impl
   internal::StrandTimer idle_timer_;
   internal::StrandTimer ping_timer_;
   internal::StrandTimer pong_timer_;
-  internal::StrandTimer subs_timer_;     // SubscriptionSet::next_action_time()
-  internal::StrandTimer close_timer_;    // caps stop()'s close handshake
+  internal::StrandTimer subs_timer_;   // SubscriptionSet::next_action_time()
+  internal::StrandTimer close_timer_;  // caps stop()'s close handshake
 
   ConnPtr conn_;
   SteadyTime last_frame_at_{};
   std::uint64_t epoch_ = 0;
   std::uint64_t pong_deadline_seq_ = 0;
-
 
   std::atomic<std::uint64_t> notices_{0};  // read by stats(), any thread
 };

@@ -412,9 +412,9 @@ class Child {
         const std::string& name, std::vector<std::string> env = {})
       : out_(dir + "/" + name + ".out"),
         err_(dir + "/" + name + ".err"),
-        process_(std::move(argv), {.stdout_path = out_,
-                                   .stderr_path = err_,
-                                   .env = std::move(env)}) {
+        process_(
+            std::move(argv),
+            {.stdout_path = out_, .stderr_path = err_, .env = std::move(env)}) {
     EXPECT_EQ(process_.spawn_error(), 0) << name;
   }
   // The exit status, or -1 (a signal, or still running after `timeout`).

@@ -1074,8 +1074,7 @@ class Program {
  public:
   explicit Program(std::vector<std::string> args)
       : dir_(temp_dir()),
-        process_(with_program(std::move(args)),
-                 {.stderr_path = stderr_path()}),
+        process_(with_program(std::move(args)), {.stderr_path = stderr_path()}),
         out_(process_.stdout_fd()) {
     EXPECT_EQ(process_.spawn_error(), 0);
   }

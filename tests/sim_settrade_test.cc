@@ -274,10 +274,9 @@ class Collector {
   Collector(BrokerSim& sim, const std::string& dir)
       : out_(dir + "/out.jsonl"),
         process_({SETTRADE_COLLECTOR_PROGRAM, "--symbols", "AOT,PTT", "--out",
-                  out_, "--quiet", "--broker-id", "098", "--app-code",
-                  "SIMAPP", "--rest-url", sim.rest_url(), "--ws-url",
-                  sim.ws_url(), "--ca-file", sim.settrade()->ca_file(),
-                  "--keepalive-s", "2"},
+                  out_, "--quiet", "--broker-id", "098", "--app-code", "SIMAPP",
+                  "--rest-url", sim.rest_url(), "--ws-url", sim.ws_url(),
+                  "--ca-file", sim.settrade()->ca_file(), "--keepalive-s", "2"},
                  {.stderr_path = dir + "/stderr.txt",
                   .env = {"SETTRADE_APP_ID=SIMAPPID",
                           "SETTRADE_APP_SECRET=c2ltLXNlY3JldC1rZXk"}}) {

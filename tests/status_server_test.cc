@@ -826,8 +826,8 @@ TEST(StatusServerWithCollector,
   EXPECT_EQ(s["feedkit_status_check{check=\"consumer\",type=\"liveness\"}"], 0);
   // The whole flood reaches the client before the consumer wakes (on a
   // loaded machine it may still be on its way).
-  ASSERT_TRUE(wait_until(
-      [&] { return c.client().stats().data_frames >= 5000; }));
+  ASSERT_TRUE(
+      wait_until([&] { return c.client().stats().data_frames >= 5000; }));
 
   c.resume();
   ASSERT_TRUE(

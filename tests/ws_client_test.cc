@@ -470,9 +470,9 @@ TEST(WsClient, RefusedHandshakesFollowTheBackoffSchedule) {
   for (std::size_t k = 2; k < kAttempts; ++k) {
     const Duration expected = schedule[k] - schedule[k - 1];
     const Duration gap = starts[k] - starts[k - 1];
-    const Duration overrun_before = std::max(
-        Duration::zero(),
-        (starts[k - 1] - starts[k - 2]) - (schedule[k - 1] - schedule[k - 2]));
+    const Duration overrun_before =
+        std::max(Duration::zero(), (starts[k - 1] - starts[k - 2]) -
+                                       (schedule[k - 1] - schedule[k - 2]));
     EXPECT_GE(gap + overrun_before, expected - tolerance) << "attempt " << k;
   }
   const Duration expected_total = schedule.back() - schedule[1];

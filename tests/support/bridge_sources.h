@@ -23,13 +23,14 @@ inline void add_every_source(PrometheusBridge& bridge,
       bridge.add_dispatcher("d", [] { return DispatcherStats{}; }).ok());
   EXPECT_TRUE(
       bridge.add_feed_health("f", [] { return FeedHealthStats{}; }).ok());
-  EXPECT_TRUE(bridge
-                  .add_symbol_health("f",
-                                     [] {
-                                       return std::vector<SymbolHealth>{
-                                           {"X", HealthState::fresh, {}}};
-                                     })
-                  .ok());
+  EXPECT_TRUE(
+      bridge
+          .add_symbol_health(
+              "f",
+              [] {
+                return std::vector<SymbolHealth>{{"X", HealthState::fresh, {}}};
+              })
+          .ok());
   EXPECT_TRUE(
       bridge.add_breaker("b", [] { return CircuitBreakerStats{}; }).ok());
   EXPECT_TRUE(

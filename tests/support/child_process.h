@@ -60,13 +60,11 @@ class ChildProcess {
         posix_spawn_file_actions_addclose(&actions, pipe_fds[1]);
       }
     } else {
-      posix_spawn_file_actions_addopen(&actions, 1,
-                                       options.stdout_path.c_str(),
+      posix_spawn_file_actions_addopen(&actions, 1, options.stdout_path.c_str(),
                                        O_WRONLY | O_CREAT | O_TRUNC, 0644);
     }
     if (!options.stderr_path.empty()) {
-      posix_spawn_file_actions_addopen(&actions, 2,
-                                       options.stderr_path.c_str(),
+      posix_spawn_file_actions_addopen(&actions, 2, options.stderr_path.c_str(),
                                        O_WRONLY | O_CREAT | O_TRUNC, 0644);
     }
     spawn_error_ = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(),
